@@ -1,9 +1,42 @@
-"""chainrule: backpropagation made visible and fast."""
+"""chainrule: backpropagation made visible and fast.
+
+- ``Value``: the scalar engine (micrograd-compatible), ``chainrule.scalar``.
+- ``Tensor``: the NumPy-backed tensor engine, ``chainrule.tensor``.
+- ``draw_dot`` / ``to_dot``: pictures of computation graphs.
+"""
 
 from chainrule.draw import draw_dot, to_dot
 from chainrule.graph import toposort
 from chainrule.scalar import Value
+from chainrule.tensor import (
+    AnomalyError,
+    Tensor,
+    default_dtype,
+    detect_anomaly,
+    enable_grad,
+    get_default_dtype,
+    is_grad_enabled,
+    no_grad,
+    set_default_dtype,
+    set_grad_enabled,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["Value", "__version__", "draw_dot", "to_dot", "toposort"]
+__all__ = [
+    "AnomalyError",
+    "Tensor",
+    "Value",
+    "__version__",
+    "default_dtype",
+    "detect_anomaly",
+    "draw_dot",
+    "enable_grad",
+    "get_default_dtype",
+    "is_grad_enabled",
+    "no_grad",
+    "set_default_dtype",
+    "set_grad_enabled",
+    "to_dot",
+    "toposort",
+]

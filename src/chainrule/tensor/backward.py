@@ -1,0 +1,188 @@
+"""The backward pass of the tensor engine: the chain rule in reverse topological order.
+
+The walk is the one both engines share (``chainrule.graph.toposort``). Each node's
+gradient is popped from a dict when the node is visited, so it is freed as soon as it has
+been passed on, and each node is popped from the order list, so that activations nobody
+else holds are freed as the pass goes (the lecture's point: backprop is memory hungry
+because it must keep every intermediate quantity until the backward pass reaches it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from chainrule.graph import toposort
+from chainrule.tensor import anomaly, grad_mode
+from chainrule.tensor.ops.shape import sum_to
+from chainrule.tensor.primitive import Context, fingerprint
+from chainrule.tensor.tensor import Tensor
+
+
+class ReleasedGraph:
+    """Marks a node whose saved inputs were freed by an earlier backward pass."""
+
+    def __init__(self, op: str) -> None:
+        self.op = op
+
+
+def describe(t: Tensor) -> str:
+    """A tensor as error messages name it: its name if it has one, else shape and dtype."""
+    name = f"'{t.name}' " if t.name else ""
+    return f"tensor {name}of shape {t.shape} ({t.dtype})"
+
+
+def _fit(gi: Any, parent: Tensor) -> Any:
+    """Sum a broadcast gradient back to the input's shape, in the input's dtype: in one place."""
+    if gi.shape != parent._data.shape:
+        gi = sum_to(gi, parent._data.shape)
+    if gi.dtype != parent._data.dtype:
+        gi = gi.astype(parent._data.dtype)
+    return gi
+
+
+def _check_saved(node: Tensor, ctx: Context) -> None:
+    """Raise if an input saved for this node's backward was changed in place since."""
+    tensors = [a for a in ctx.args if isinstance(a, Tensor)]
+    for a, version in zip(tensors, ctx.versions, strict=True):
+        raw_write = a._fp is not None and fingerprint(a._data) != a._fp
+        if a._version[0] != version or raw_write:
+            how = (
+                "written through .data or a NumPy view"
+                if raw_write
+                else f"version {version} -> {a._version[0]}"
+            )
+            raise RuntimeError(
+                f"backward: the {describe(a)} that '{ctx.prim.name}' saved for its backward "
+                f"pass was modified in place after the forward pass ({how}). Its gradient "
+                "would be wrong. Compute a new tensor instead (x = x * 2, not x *= 2), or "
+                "update parameters only after backward()."
+            )
+
+
+def _check_grad(ctx: Context, argnum: int, gi: Any) -> None:
+    data = gi._data if not isinstance(gi, np.ndarray) else gi
+    if data.dtype.kind in "fc" and not np.isfinite(data).all():
+        bad = "nan" if np.isnan(data).any() else "inf"
+        where = "".join(ctx.where[-3:]) if ctx.where else ""
+        raise anomaly.AnomalyError(
+            f"detect_anomaly: backward of '{ctx.prim.name}' produced {bad} in the gradient of "
+            f"its input {argnum} (shape {data.shape}). The operation was created at:\n{where}"
+        )
+
+
+def run_backward(
+    root: Tensor,
+    seed: Any,
+    *,
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: Sequence[Tensor] | None = None,
+) -> list[Any]:
+    """Backpropagate ``seed`` (d out / d root) from ``root``.
+
+    With ``inputs=None`` the gradients are *added* to the ``.grad`` of the leaves (and of
+    tensors that called ``retain_grad()``), only after the whole pass has succeeded: a
+    pass that raises leaves every ``.grad`` as it was. With ``inputs``, nothing is
+    accumulated and the gradients of those tensors are returned (None where unused).
+    """
+    order = toposort(root)
+    grads: dict[Tensor, Any] = {root: seed}
+    owned: set[int] = set()  # ids of sums this pass allocated: safe to add into in place
+    done: list[tuple[Tensor, Any]] = []  # (tensor, grad) to store in .grad at the end
+    wanted = {t: i for i, t in enumerate(inputs)} if inputs is not None else None
+    results: list[Any] = [None] * (len(inputs) if inputs is not None else 0)
+
+    with grad_mode.set_grad_enabled(create_graph):
+        while order:
+            node = order.pop()  # drop the list's reference: the node can be freed after
+            g = grads.pop(node, None)
+            if g is None:
+                continue
+            owned.discard(id(g))
+            if node._hooks:
+                g = _run_hooks(node, g, create_graph)
+            if wanted is not None:
+                if node in wanted:
+                    results[wanted[node]] = g
+            elif node._ctx is None or node._retains_grad:
+                done.append((node, g))
+            ctx = node._ctx
+            if ctx is None:
+                continue
+            if isinstance(ctx, ReleasedGraph):
+                raise RuntimeError(
+                    f"backward: the graph through '{ctx.op}' ({describe(node)}) was freed by "
+                    "an earlier backward(). Pass retain_graph=True to the first backward() "
+                    "to backpropagate through it again, or recompute the forward pass."
+                )
+            _check_saved(node, ctx)
+            prim, args = ctx.prim, ctx.args
+            if create_graph:
+                call_args: Sequence[Any] = args
+                ans: Any = node
+                if not isinstance(g, Tensor):
+                    g = Tensor._wrap(g)
+            else:
+                call_args = [a._data if isinstance(a, Tensor) else a for a in args]
+                ans = node._data
+            for i in ctx.parents:
+                parent = args[i]
+                gi = _fit(prim.vjp(i, g, ans, call_args, ctx.kwargs), parent)
+                if anomaly._State.enabled:
+                    _check_grad(ctx, i, gi)
+                prev = grads.get(parent)
+                if prev is None:
+                    grads[parent] = gi
+                elif id(prev) in owned:
+                    prev += gi  # our own buffer: no temporary
+                else:
+                    total = prev + gi
+                    if isinstance(total, np.ndarray):
+                        owned.add(id(total))
+                    grads[parent] = total
+            if not retain_graph:
+                node._ctx = ReleasedGraph(prim.name)
+                node._prev = ()
+
+    if wanted is not None:
+        return results
+    _store_grads(done, create_graph)
+    return []
+
+
+def _run_hooks(node: Tensor, g: Any, create_graph: bool) -> Any:
+    assert node._hooks is not None
+    for hook in list(node._hooks.values()):
+        as_tensor = g if isinstance(g, Tensor) else Tensor._wrap(g)
+        new = hook(as_tensor)
+        if new is not None:
+            new_data = new._data if isinstance(new, Tensor) else np.asarray(new)
+            if new_data.shape != node._data.shape:
+                raise ValueError(
+                    f"register_hook: a hook on {describe(node)} returned a gradient of shape "
+                    f"{new_data.shape}; it must keep the tensor's shape {node._data.shape}."
+                )
+            g = new if create_graph and isinstance(new, Tensor) else new_data
+    return g
+
+
+def _store_grads(done: list[tuple[Tensor, Any]], create_graph: bool) -> None:
+    stored: set[int] = set()
+    for t, g in done:
+        if isinstance(g, Tensor):
+            gt = g if create_graph else Tensor._wrap(g._data)
+        else:
+            # A gradient array may be a view, or be shared with another tensor (the rule of
+            # `+` passes g on unchanged): give .grad its own memory before anyone updates it.
+            if g.base is not None or not g.flags.writeable or id(g) in stored:
+                g = g.copy()
+            stored.add(id(g))
+            gt = Tensor._wrap(g)
+        if t.grad is None:
+            t.grad = gt
+        else:
+            with grad_mode.set_grad_enabled(create_graph):
+                t.grad = t.grad + gt

@@ -1,0 +1,302 @@
+"""Tensor's operators and array methods: each one is a recorded primitive from ``ops``.
+
+Names and arguments follow NumPy (``axis``, ``keepdims``, ``transpose(*axes)``), with
+PyTorch's spellings accepted where users expect them (``dim``, ``keepdim``, ``permute``,
+``unsqueeze``). ``Tensor`` inherits these methods.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from chainrule.tensor import ops
+
+if TYPE_CHECKING:
+    from chainrule.tensor.tensor import Tensor
+
+Axis = int | tuple[int, ...] | None
+
+
+def _axis(axis: Axis, dim: Axis, op: str) -> Axis:
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{op}: give axis= or dim=, not both")
+        return dim
+    return axis
+
+
+def _shape_args(shape: tuple[Any, ...]) -> tuple[int, ...]:
+    """Accept ``f(2, 3)`` and ``f((2, 3))``, as NumPy and PyTorch do."""
+    if len(shape) == 1 and isinstance(shape[0], tuple | list):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def _index(index: Any) -> Any:
+    """Indices may hold Tensors (of ints or bools): use their arrays."""
+    if hasattr(index, "_data"):
+        return index._data
+    if isinstance(index, tuple):
+        return tuple(i._data if hasattr(i, "_data") else i for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+_NUMBERS = (int, float, bool, np.generic)
+
+
+def _operand(other: Any, op: str) -> Any:
+    """Check an arithmetic operand: a Tensor, a number or a numeric NumPy array."""
+    if hasattr(other, "_data") or isinstance(other, _NUMBERS):
+        return other
+    if isinstance(other, np.ndarray) and other.dtype.kind in "biuf":
+        return other
+    raise TypeError(
+        f"{op}: unsupported operand of type {type(other).__name__}"
+        + (f" (dtype {other.dtype})" if isinstance(other, np.ndarray) else "")
+        + "; use a Tensor, a number or a numeric NumPy array (wrap lists: Tensor([...]))."
+    )
+
+
+class TensorMethods:
+    """Operators and methods shared by every Tensor."""
+
+    __slots__ = ()
+
+    # -- arithmetic: numbers, arrays and tensors on either side ---------------------------
+
+    def __add__(self, other: Any) -> Tensor:
+        return ops.add(self, _operand(other, "add"))  # type: ignore[no-any-return]
+
+    def __radd__(self, other: Any) -> Tensor:
+        return ops.add(_operand(other, "add"), self)  # type: ignore[no-any-return]
+
+    def __sub__(self, other: Any) -> Tensor:
+        return ops.subtract(self, _operand(other, "sub"))  # type: ignore[no-any-return]
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return ops.subtract(_operand(other, "sub"), self)  # type: ignore[no-any-return]
+
+    def __mul__(self, other: Any) -> Tensor:
+        return ops.multiply(self, _operand(other, "mul"))  # type: ignore[no-any-return]
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return ops.multiply(_operand(other, "mul"), self)  # type: ignore[no-any-return]
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return ops.divide(self, _operand(other, "truediv"))  # type: ignore[no-any-return]
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return ops.divide(_operand(other, "truediv"), self)  # type: ignore[no-any-return]
+
+    def __pow__(self, other: Any) -> Tensor:
+        return ops.power(self, _operand(other, "pow"))  # type: ignore[no-any-return]
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return ops.power(_operand(other, "pow"), self)  # type: ignore[no-any-return]
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return ops.matmul(self, _operand(other, "matmul"))  # type: ignore[no-any-return]
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return ops.matmul(_operand(other, "matmul"), self)  # type: ignore[no-any-return]
+
+    def __neg__(self) -> Tensor:
+        return ops.negative(self)  # type: ignore[no-any-return]
+
+    def __pos__(self) -> Tensor:
+        return self  # type: ignore[return-value]
+
+    def __abs__(self) -> Tensor:
+        return ops.absolute(self)  # type: ignore[no-any-return]
+
+    # -- comparisons and logic: boolean tensors, no gradient ------------------------------
+
+    def __lt__(self, other: Any) -> Tensor:
+        return ops.less(self, other)  # type: ignore[no-any-return]
+
+    def __le__(self, other: Any) -> Tensor:
+        return ops.less_equal(self, other)  # type: ignore[no-any-return]
+
+    def __gt__(self, other: Any) -> Tensor:
+        return ops.greater(self, other)  # type: ignore[no-any-return]
+
+    def __ge__(self, other: Any) -> Tensor:
+        return ops.greater_equal(self, other)  # type: ignore[no-any-return]
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return ops.equal(self, other)  # type: ignore[no-any-return]
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return ops.not_equal(self, other)  # type: ignore[no-any-return]
+
+    def __and__(self, other: Any) -> Tensor:
+        return ops.logical_and(self, other)  # type: ignore[no-any-return]
+
+    def __or__(self, other: Any) -> Tensor:
+        return ops.logical_or(self, other)  # type: ignore[no-any-return]
+
+    def __invert__(self) -> Tensor:
+        return ops.logical_not(self)  # type: ignore[no-any-return]
+
+    # -- elementwise functions ------------------------------------------------------------
+
+    def exp(self) -> Tensor:
+        """e^x;  d/dx e^x = e^x."""
+        return ops.exp(self)  # type: ignore[no-any-return]
+
+    def log(self) -> Tensor:
+        """ln x;  d/dx ln x = 1/x."""
+        return ops.log(self)  # type: ignore[no-any-return]
+
+    def sqrt(self) -> Tensor:
+        """√x;  d/dx √x = 1/(2√x)."""
+        return ops.sqrt(self)  # type: ignore[no-any-return]
+
+    def tanh(self) -> Tensor:
+        """tanh x;  d/dx tanh x = 1 - tanh² x."""
+        return ops.tanh(self)  # type: ignore[no-any-return]
+
+    def sigmoid(self) -> Tensor:
+        """σ(x) = 1/(1 + e^-x);  σ' = σ(1 - σ)."""
+        return ops.sigmoid(self)  # type: ignore[no-any-return]
+
+    def relu(self) -> Tensor:
+        """max(x, 0);  d/dx = 𝕀[x > 0] (0 at x = 0)."""
+        return ops.relu(self)  # type: ignore[no-any-return]
+
+    def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
+        """x if x > 0 else a·x;  d/dx = 1 or a."""
+        return ops.leaky_relu(self, negative_slope=negative_slope)  # type: ignore[no-any-return]
+
+    def abs(self) -> Tensor:
+        """|x|;  d/dx |x| = sign(x) (0 at x = 0)."""
+        return ops.absolute(self)  # type: ignore[no-any-return]
+
+    def sin(self) -> Tensor:
+        """sin x;  d/dx sin x = cos x."""
+        return ops.sin(self)  # type: ignore[no-any-return]
+
+    def cos(self) -> Tensor:
+        """cos x;  d/dx cos x = -sin x."""
+        return ops.cos(self)  # type: ignore[no-any-return]
+
+    def clip(self, min: Any = None, max: Any = None) -> Tensor:
+        """Limit to [min, max];  d/dx = 1 inside (bounds included), 0 outside."""
+        return ops.clip(self, min=min, max=max)  # type: ignore[no-any-return]
+
+    clamp = clip
+
+    # -- reductions -----------------------------------------------------------------------
+
+    def sum(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
+            keepdim: bool | None = None) -> Tensor:  # fmt: skip
+        """Σ over ``axis`` (all by default);  d/dx_i = 1."""
+        axis = _axis(axis, dim, "sum")
+        return ops.sum(self, axis=axis, keepdims=keepdim or keepdims)  # type: ignore[no-any-return]
+
+    def mean(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
+             keepdim: bool | None = None) -> Tensor:  # fmt: skip
+        """Average over ``axis``;  d/dx_i = 1/n."""
+        axis = _axis(axis, dim, "mean")
+        return ops.mean(self, axis=axis, keepdims=keepdim or keepdims)  # type: ignore[no-any-return]
+
+    def max(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
+            keepdim: bool | None = None) -> Tensor:  # fmt: skip
+        """Largest element over ``axis``; ties share the gradient equally."""
+        axis = _axis(axis, dim, "max")
+        return ops.max(self, axis=axis, keepdims=keepdim or keepdims)  # type: ignore[no-any-return]
+
+    def min(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
+            keepdim: bool | None = None) -> Tensor:  # fmt: skip
+        """Smallest element over ``axis``; ties share the gradient equally."""
+        axis = _axis(axis, dim, "min")
+        return ops.min(self, axis=axis, keepdims=keepdim or keepdims)  # type: ignore[no-any-return]
+
+    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+        """Variance (NumPy's: divides by n - ddof, ddof=0 by default; PyTorch's default is 1)."""
+        return ops.var(self, axis=axis, keepdims=keepdims, ddof=ddof)  # type: ignore[no-any-return]
+
+    def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """log Σ e^x, computed stably;  d/dx = softmax(x)."""
+        return ops.logsumexp(self, axis=axis, keepdims=keepdims)  # type: ignore[no-any-return]
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        """e^x / Σ e^x along ``axis``, computed stably."""
+        return ops.softmax(self, axis=axis)  # type: ignore[no-any-return]
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        """x - logsumexp(x) along ``axis``, computed stably."""
+        return ops.log_softmax(self, axis=axis)  # type: ignore[no-any-return]
+
+    def argmax(self, axis: int | None = None) -> Tensor:
+        """Index of the largest element (no gradient)."""
+        from chainrule.tensor.tensor import Tensor
+
+        return Tensor._wrap(np.asarray(np.argmax(self._data, axis=axis)))  # type: ignore[attr-defined]
+
+    # -- shape ----------------------------------------------------------------------------
+
+    def reshape(self, *shape: Any) -> Tensor:
+        """The same elements in another shape (one -1 is inferred)."""
+        return ops.reshape(self, _shape_args(shape))  # type: ignore[no-any-return]
+
+    view = reshape
+
+    def flatten(self) -> Tensor:
+        return ops.reshape(self, (-1,))  # type: ignore[no-any-return]
+
+    def transpose(self, *axes: Any) -> Tensor:
+        """NumPy's transpose: reverse the axes, or permute them as given."""
+        return ops.transpose(self, _shape_args(axes) or None)  # type: ignore[no-any-return]
+
+    def permute(self, *axes: Any) -> Tensor:
+        """Reorder the axes (PyTorch's name for NumPy's transpose with axes)."""
+        return ops.transpose(self, _shape_args(axes))  # type: ignore[no-any-return]
+
+    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        axes = list(range(self.ndim))  # type: ignore[attr-defined]
+        axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+        return ops.transpose(self, tuple(axes))  # type: ignore[no-any-return]
+
+    @property
+    def T(self) -> Tensor:
+        """All axes reversed (the matrix transpose for 2-D)."""
+        return ops.transpose(self, None)  # type: ignore[no-any-return]
+
+    @property
+    def mT(self) -> Tensor:
+        """The last two axes swapped (a batch of matrix transposes)."""
+        return self.swapaxes(-1, -2)
+
+    def broadcast_to(self, *shape: Any) -> Tensor:
+        """A read-only broadcast view;  its VJP sums back to this shape."""
+        return ops.broadcast_to(self, _shape_args(shape))  # type: ignore[no-any-return]
+
+    expand = broadcast_to
+
+    def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
+        return ops.squeeze(self, axis=axis)  # type: ignore[no-any-return]
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        return ops.expand_dims(self, axis)  # type: ignore[no-any-return]
+
+    def __getitem__(self, index: Any) -> Tensor:
+        """Basic and integer-array indexing; the gradient is scattered back with add."""
+        return ops.getitem(self, _index(index))  # type: ignore[no-any-return]
+
+    def astype(self, dtype: Any) -> Tensor:
+        """A copy in another dtype; the gradient is cast back."""
+        return ops.astype(self, np.dtype(dtype))  # type: ignore[no-any-return]
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+    def matmul(self, other: Any) -> Tensor:
+        return ops.matmul(self, other)  # type: ignore[no-any-return]

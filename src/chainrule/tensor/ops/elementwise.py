@@ -1,0 +1,161 @@
+"""Elementwise operations and their VJPs (``g``: incoming gradient, ``ans``: the output).
+
+Broadcasting needs no code here: a rule returns its gradient in the output's shape and the
+engine sums it back to each input's shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.tensor.primitive import Primitive, defvjp, nondifferentiable, primitive
+
+# Used by rules below before their own section.
+where: Primitive
+cos: Primitive
+log: Primitive
+sign: Primitive
+
+# -- arithmetic ---------------------------------------------------------------------------
+
+add = primitive(np.add, "add")
+defvjp(add, lambda g, ans, x, y: g, lambda g, ans, x, y: g)  # d(x+y)/dx = d(x+y)/dy = 1
+
+subtract = primitive(np.subtract, "sub")
+defvjp(subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: -g)  # d/dy (x - y) = -1
+
+multiply = primitive(np.multiply, "mul")
+defvjp(multiply, lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x)  # d(xy)/dx = y
+
+divide = primitive(np.true_divide, "div")
+defvjp(
+    divide,
+    lambda g, ans, x, y: g / y,  # d/dx x/y = 1/y
+    lambda g, ans, x, y: -g * ans / y,  # d/dy x/y = -x/y^2 = -ans/y
+)
+
+negative = primitive(np.negative, "neg")
+defvjp(negative, lambda g, ans, x: -g)
+
+
+def _pow_base_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    # d/dx x^y = y x^(y-1); 0 where y == 0 (also at x == 0, as PyTorch).
+    if isinstance(y, int | float):
+        return g * 0.0 if y == 0 else g * (y * x ** (y - 1))
+    return where(y == 0, 0.0, g * y * x ** (y - 1))
+
+
+def _pow_exponent_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    # d/dy x^y = x^y ln x. At x == 0 (y >= 0) PyTorch gives 0; for x < 0 ln x is nan.
+    safe = where(x > 0, x, where(x == 0, 1.0, np.nan))
+    return g * ans * log(safe)
+
+
+power = primitive(np.power, "pow")
+defvjp(power, _pow_base_rule, _pow_exponent_rule)
+
+# -- unary functions ----------------------------------------------------------------------
+
+exp = primitive(np.exp, "exp")
+defvjp(exp, lambda g, ans, x: g * ans)  # d/dx e^x = e^x
+
+log = primitive(np.log, "log")
+defvjp(log, lambda g, ans, x: g / x)  # d/dx ln x = 1/x
+
+sqrt = primitive(np.sqrt, "sqrt")
+defvjp(sqrt, lambda g, ans, x: g * 0.5 / ans)  # d/dx √x = 1/(2√x)
+
+tanh = primitive(np.tanh, "tanh")
+defvjp(tanh, lambda g, ans, x: g * (1 - ans * ans))  # d/dx tanh x = 1 - tanh² x
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # e^-|x| never overflows; the two branches are the same function for x >= 0 and x < 0.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+sigmoid = primitive(_sigmoid, "sigmoid")
+defvjp(sigmoid, lambda g, ans, x: g * ans * (1 - ans))  # σ' = σ(1 - σ)
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0)
+
+
+relu = primitive(_relu, "relu")
+defvjp(relu, lambda g, ans, x: where(x > 0, g, 0.0))  # 𝕀[x > 0]: subgradient 0 at 0
+
+
+def _leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+    return np.where(x > 0, x, x * negative_slope)
+
+
+leaky_relu = primitive(_leaky_relu, "leaky_relu")
+defvjp(leaky_relu, lambda g, ans, x, negative_slope=0.01: where(x > 0, g, g * negative_slope))
+
+sign = nondifferentiable(np.sign, "sign")
+
+absolute = primitive(np.abs, "abs")
+defvjp(absolute, lambda g, ans, x: g * sign(x))  # sign(0) = 0: PyTorch's subgradient
+
+sin = primitive(np.sin, "sin")
+defvjp(sin, lambda g, ans, x: g * cos(x))
+
+cos = primitive(np.cos, "cos")
+defvjp(cos, lambda g, ans, x: -g * sin(x))
+
+# -- selection ----------------------------------------------------------------------------
+
+where = primitive(np.where, "where")
+defvjp(
+    where,
+    None,  # the condition is not differentiable
+    lambda g, ans, c, x, y: where(c, g, 0.0),
+    lambda g, ans, c, x, y: where(c, 0.0, g),
+)
+
+maximum = primitive(np.maximum, "maximum")
+# Ties split the gradient in half between x and y, as PyTorch does.
+defvjp(
+    maximum,
+    lambda g, ans, x, y: where(x > y, g, where(x == y, g * 0.5, 0.0)),
+    lambda g, ans, x, y: where(y > x, g, where(x == y, g * 0.5, 0.0)),
+)
+
+minimum = primitive(np.minimum, "minimum")
+defvjp(
+    minimum,
+    lambda g, ans, x, y: where(x < y, g, where(x == y, g * 0.5, 0.0)),
+    lambda g, ans, x, y: where(y < x, g, where(x == y, g * 0.5, 0.0)),
+)
+
+
+def _clip(x: np.ndarray, min: Any = None, max: Any = None) -> np.ndarray:
+    return np.clip(x, min, max)
+
+
+clip = primitive(_clip, "clip")
+# Like PyTorch's clamp: the gradient passes where min <= x <= max (bounds included).
+defvjp(
+    clip,
+    lambda g, ans, x, min=None, max=None: where(
+        (x >= (-np.inf if min is None else min)) & (x <= (np.inf if max is None else max)),
+        g,
+        0.0,
+    ),
+)
+
+# -- comparisons (no gradient) ------------------------------------------------------------
+
+equal = nondifferentiable(np.equal, "eq")
+not_equal = nondifferentiable(np.not_equal, "ne")
+less = nondifferentiable(np.less, "lt")
+less_equal = nondifferentiable(np.less_equal, "le")
+greater = nondifferentiable(np.greater, "gt")
+greater_equal = nondifferentiable(np.greater_equal, "ge")
+logical_and = nondifferentiable(np.logical_and, "and")
+logical_or = nondifferentiable(np.logical_or, "or")
+logical_not = nondifferentiable(np.logical_not, "not")

@@ -1,0 +1,64 @@
+"""Fused losses: one primitive each, so the backward pass is one simple formula.
+
+Cross-entropy from logits z and class indices t, for row i:
+``ℓ_i = logsumexp(z_i) - z_i[t_i]`` and ``∂ℓ_i/∂z_i = softmax(z_i) - onehot(t_i)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.tensor.ops.reduce import _logsumexp, softmax
+from chainrule.tensor.primitive import defvjp, primitive
+
+
+def _check_targets(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+    t = np.asarray(target)
+    if logits.ndim != 2 or t.shape != logits.shape[:1]:
+        raise ValueError(
+            f"cross_entropy: logits must be (batch, classes) and targets (batch,) class "
+            f"indices; got logits {logits.shape} and targets {t.shape}."
+        )
+    if t.dtype.kind not in "iu":
+        raise TypeError(
+            f"cross_entropy: targets must be integer class indices, got dtype {t.dtype}; "
+            "convert with .astype(np.int64) (one-hot targets: take argmax first)."
+        )
+    if t.size and (t.min() < 0 or t.max() >= logits.shape[1]):
+        raise ValueError(
+            f"cross_entropy: class indices must lie in [0, {logits.shape[1] - 1}] for "
+            f"{logits.shape[1]} classes; got values from {t.min()} to {t.max()}."
+        )
+    return t
+
+
+def _cross_entropy(logits: np.ndarray, target: Any, reduction: str = "mean") -> np.ndarray:
+    t = _check_targets(logits, target)
+    rows = np.arange(t.shape[0])
+    per_row = _logsumexp(logits, axis=1) - logits[rows, t]
+    if reduction == "none":
+        return per_row
+    if reduction == "sum":
+        return np.sum(per_row)
+    if reduction == "mean":
+        return np.mean(per_row)
+    raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _cross_entropy_rule(g: Any, ans: Any, logits: Any, target: Any, reduction: str = "mean") -> Any:
+    t = np.asarray(target)
+    onehot = np.zeros(logits.shape, dtype=logits.dtype)
+    onehot[np.arange(t.shape[0]), t] = 1
+    if reduction == "none":
+        scale = g.reshape((-1, 1))
+    elif reduction == "mean":
+        scale = g / max(t.shape[0], 1)
+    else:
+        scale = g
+    return (softmax(logits, axis=1) - onehot) * scale
+
+
+cross_entropy = primitive(_cross_entropy, "cross_entropy")
+defvjp(cross_entropy, _cross_entropy_rule, None)

@@ -1,0 +1,143 @@
+"""Reductions (sum, mean, max, min, var) and the stable softmax family, with their VJPs.
+
+A reduction's gradient has the reduced shape; ``_unreduce`` puts the reduced axes back
+(size 1) so that it broadcasts against the input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.tensor.ops.elementwise import exp, where
+from chainrule.tensor.ops.shape import broadcast_to
+from chainrule.tensor.primitive import defvjp, primitive
+
+Axis = int | tuple[int, ...] | None
+
+
+def _axes(axis: Axis, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(sorted(a % ndim if ndim else 0 for a in axes))
+
+
+def _unreduce(g: Any, x: Any, axis: Axis, keepdims: bool) -> Any:
+    """Reshape a reduced gradient so that it broadcasts against ``x`` (keepdims form)."""
+    if keepdims or np.ndim(x) == 0:
+        return g
+    shape = list(np.shape(x))
+    for a in _axes(axis, len(shape)):
+        shape[a] = 1
+    return g.reshape(tuple(shape))
+
+
+def _count(x: Any, axis: Axis) -> int:
+    shape = np.shape(x)
+    return int(np.prod([shape[a] for a in _axes(axis, len(shape))], dtype=np.int64))
+
+
+def _sum(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+sum = primitive(_sum, "sum")
+# d/dx_i Σ x = 1: the gradient is copied to every summed element.
+defvjp(
+    sum,
+    lambda g, ans, x, axis=None, keepdims=False: broadcast_to(
+        _unreduce(g, x, axis, keepdims), np.shape(x)
+    ),
+)
+
+
+def _mean(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
+    return np.mean(x, axis=axis, keepdims=keepdims)
+
+
+mean = primitive(_mean, "mean")
+defvjp(
+    mean,
+    lambda g, ans, x, axis=None, keepdims=False: broadcast_to(
+        _unreduce(g, x, axis, keepdims) / (_count(x, axis) or 1), np.shape(x)
+    ),
+)
+
+
+def _extremum_rule(g: Any, ans: Any, x: Any, axis: Axis = None, keepdims: bool = False) -> Any:
+    # Ties share the gradient equally (PyTorch's amax/amin): each of k maxima gets g/k.
+    hit = x == _unreduce(ans, x, axis, keepdims)
+    count = where(hit, 1.0, 0.0).sum(axis=axis, keepdims=True)
+    return where(hit, _unreduce(g, x, axis, keepdims) / count, 0.0)
+
+
+def _max(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
+    return np.max(x, axis=axis, keepdims=keepdims)
+
+
+def _min(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
+    return np.min(x, axis=axis, keepdims=keepdims)
+
+
+max = primitive(_max, "max")
+defvjp(max, _extremum_rule)
+min = primitive(_min, "min")
+defvjp(min, _extremum_rule)
+
+
+def _var(x: np.ndarray, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> np.ndarray:
+    return np.var(x, axis=axis, keepdims=keepdims, ddof=ddof)
+
+
+def _var_rule(
+    g: Any, ans: Any, x: Any, axis: Axis = None, keepdims: bool = False, ddof: int = 0
+) -> Any:
+    # d/dx_i (1/(n-ddof)) Σ (x_j - mean)^2 = 2 (x_i - mean) / (n - ddof)
+    centered = x - x.mean(axis=axis, keepdims=True)
+    return _unreduce(g, x, axis, keepdims) * centered * (2.0 / (_count(x, axis) - ddof))
+
+
+var = primitive(_var, "var")
+defvjp(var, _var_rule)
+
+# -- the softmax family, computed stably --------------------------------------------------
+
+
+def _logsumexp(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
+    # log Σ e^x = m + log Σ e^(x - m) with m = max x: no overflow, and exact for one-hot x.
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)  # all -inf (or inf) slices: let NumPy give -inf/inf
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+logsumexp = primitive(_logsumexp, "logsumexp")
+# d/dx_i log Σ e^x = e^(x_i - logsumexp x) = softmax(x)_i
+defvjp(
+    logsumexp,
+    lambda g, ans, x, axis=None, keepdims=False: (
+        _unreduce(g, x, axis, keepdims) * exp(x - _unreduce(ans, x, axis, keepdims))
+    ),
+)
+
+
+def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+softmax = primitive(_softmax, "softmax")
+# J = diag(s) - s sᵀ, so gᵀJ = s ⊙ (g - Σ g s)
+defvjp(softmax, lambda g, ans, x, axis=-1: ans * (g - (g * ans).sum(axis=axis, keepdims=True)))
+
+
+def _log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+log_softmax = primitive(_log_softmax, "log_softmax")
+# d/dx (x - logsumexp x) = I - 1 softmaxᵀ, so gᵀJ = g - softmax ⊙ Σ g
+defvjp(log_softmax, lambda g, ans, x, axis=-1: g - exp(ans) * g.sum(axis=axis, keepdims=True))

@@ -1,0 +1,134 @@
+"""Shape operations: reshape, transpose, broadcasting, indexing, joining; and their VJPs.
+
+Broadcasting is an explicit operation whose transpose is a sum: ``broadcast_to``'s VJP is
+``sum_to`` and ``sum_to``'s is ``broadcast_to``. The engine calls ``sum_to`` once for every
+gradient whose input was broadcast, so no other rule has to think about it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.tensor.primitive import defvjp, defvjp_argnum, primitive
+
+Shape = tuple[int, ...]
+
+
+def _sum_to(x: np.ndarray, shape: Shape) -> np.ndarray:
+    """Sum ``x`` down to ``shape``, undoing NumPy broadcasting (leading axes, size-1 axes)."""
+    if x.shape == shape:
+        return x
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
+    )
+    return np.sum(x, axis=axes, keepdims=True).reshape(shape)
+
+
+sum_to = primitive(_sum_to, "sum_to")
+broadcast_to = primitive(np.broadcast_to, "broadcast_to")
+defvjp(sum_to, lambda g, ans, x, shape: broadcast_to(g, np.shape(x)))
+defvjp(broadcast_to, lambda g, ans, x, shape: g)  # the engine sums g back to x's shape
+
+reshape = primitive(np.reshape, "reshape")
+defvjp(reshape, lambda g, ans, x, shape: g.reshape(np.shape(x)))
+
+
+def _transpose(x: np.ndarray, axes: tuple[int, ...] | None = None) -> np.ndarray:
+    return np.transpose(x, axes)
+
+
+def _transpose_rule(g: Any, ans: Any, x: Any, axes: tuple[int, ...] | None = None) -> Any:
+    inverse = None if axes is None else tuple(int(i) for i in np.argsort(axes))
+    return transpose(g, inverse)
+
+
+transpose = primitive(_transpose, "transpose")
+defvjp(transpose, _transpose_rule)
+
+
+def _squeeze(x: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
+    return np.squeeze(x, axis=axis)
+
+
+squeeze = primitive(_squeeze, "squeeze")
+defvjp(squeeze, lambda g, ans, x, axis=None: g.reshape(np.shape(x)))
+
+expand_dims = primitive(np.expand_dims, "unsqueeze")
+defvjp(expand_dims, lambda g, ans, x, axis: g.reshape(np.shape(x)))
+
+
+def _astype(x: np.ndarray, dtype: Any) -> np.ndarray:
+    return x.astype(dtype, copy=False)
+
+
+astype = primitive(_astype, "astype")
+defvjp(astype, lambda g, ans, x, dtype: g)  # the engine casts g back to x's dtype
+
+# -- indexing -----------------------------------------------------------------------------
+
+
+def _is_basic(index: Any) -> bool:
+    """True when ``index`` selects each element at most once (no integer arrays)."""
+    items = index if isinstance(index, tuple) else (index,)
+    for item in items:
+        if isinstance(item, np.ndarray) and item.dtype != np.bool_:
+            return False
+        if isinstance(item, list):
+            return False
+    return True
+
+
+def _getitem(x: np.ndarray, index: Any) -> np.ndarray:
+    return x[index]
+
+
+def _index_add(g: np.ndarray, shape: Shape, index: Any) -> np.ndarray:
+    """zeros(shape) with ``g`` added at ``index``; repeated indices add up (scatter-add)."""
+    out = np.zeros(shape, dtype=g.dtype)
+    if _is_basic(index):
+        out[index] = g  # each element at most once: plain assignment is enough
+    else:
+        np.add.at(out, index, g)
+    return out
+
+
+getitem = primitive(_getitem, "getitem")
+index_add = primitive(_index_add, "index_add")
+defvjp(getitem, lambda g, ans, x, index: index_add(g, np.shape(x), index))
+defvjp(index_add, lambda g, ans, x, shape, index: getitem(g, index))
+
+# -- joining ------------------------------------------------------------------------------
+
+
+def _concatenate(*xs: np.ndarray, axis: int = 0) -> np.ndarray:
+    return np.concatenate(xs, axis=axis)
+
+
+def _concatenate_rule(i: int, g: Any, ans: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+    axis = kwargs.get("axis", 0) % len(g.shape)
+    start = int(np.sum([a.shape[axis] for a in args[:i]], dtype=np.int64))
+    index = [slice(None)] * len(g.shape)
+    index[axis] = slice(start, start + args[i].shape[axis])
+    return g[tuple(index)]
+
+
+concatenate = primitive(_concatenate, "concatenate")
+defvjp_argnum(concatenate, _concatenate_rule)
+
+
+def _stack(*xs: np.ndarray, axis: int = 0) -> np.ndarray:
+    return np.stack(xs, axis=axis)
+
+
+def _stack_rule(i: int, g: Any, ans: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+    axis = kwargs.get("axis", 0) % len(g.shape)
+    index: list[Any] = [slice(None)] * len(g.shape)
+    index[axis] = i
+    return g[tuple(index)]
+
+
+stack = primitive(_stack, "stack")
+defvjp_argnum(stack, _stack_rule)

@@ -1,0 +1,220 @@
+"""Primitives and their vector-Jacobian products: the one registry of the tensor engine.
+
+A *primitive* is a NumPy function that the engine records. Its VJP rules say how a
+gradient ``g`` of the output flows back to each input::
+
+    exp = primitive(np.exp, "exp")
+    defvjp(exp, lambda g, ans, x: g * ans)          # d/dx e^x = e^x: reuse the output
+
+A rule receives the incoming gradient ``g``, the forward output ``ans`` and the forward
+inputs, and returns the gradient for *one* input, in the shape of the output's broadcast:
+the engine sums it back to the input's shape (``sum_to``) and casts it to the input's dtype,
+once, for every rule. A rule is only called for inputs that require a gradient.
+
+Rules are written with operators and array methods that NumPy arrays and Tensors share
+(``*``, ``@``, ``.T``, ``.sum(axis, keepdims)``, ``.reshape``) and with primitives such as
+``where``. A normal backward pass calls them on NumPy arrays (fast); with
+``create_graph=True`` it calls them on Tensors, so the backward pass is itself recorded and
+can be differentiated again.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from chainrule.tensor import anomaly, grad_mode
+
+if TYPE_CHECKING:
+    from chainrule.tensor.tensor import Tensor
+
+VJPRule = Callable[..., Any]
+ArgnumRule = Callable[[int, Any, Any, Sequence[Any], dict[str, Any]], Any]
+
+
+class Primitive:
+    """A recorded operation: a NumPy function plus the VJP rule of each of its inputs."""
+
+    __slots__ = ("argnum_rule", "differentiable", "fn", "name", "rules")
+
+    def __init__(self, fn: Callable[..., Any], name: str, differentiable: bool = True) -> None:
+        self.fn = fn
+        self.name = name
+        self.differentiable = differentiable  # False: results never require a gradient
+        self.rules: tuple[VJPRule | None, ...] = ()
+        self.argnum_rule: ArgnumRule | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for a in args:
+            if isinstance(a, _Tensor):  # type: ignore[arg-type]
+                return apply(self, args, kwargs)
+        # Arrays only (VJP rules in a normal backward pass): just NumPy, nothing recorded.
+        return self.fn(*args, **kwargs)
+
+    def vjp(
+        self, argnum: int, g: Any, ans: Any, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        """The gradient for input ``argnum``, before it is fitted to the input's shape."""
+        if self.argnum_rule is not None:
+            return self.argnum_rule(argnum, g, ans, args, kwargs)
+        rule = self.rules[argnum] if argnum < len(self.rules) else None
+        if rule is None:
+            raise TypeError(
+                f"{self.name}: input {argnum} is not differentiable; pass it as a constant "
+                "(a NumPy array or a tensor with requires_grad=False)."
+            )
+        return rule(g, ans, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+def primitive(fn: Callable[..., Any], name: str | None = None) -> Primitive:
+    """Make ``fn`` (a function of NumPy arrays) a recorded operation."""
+    return Primitive(fn, name or fn.__name__)
+
+
+def nondifferentiable(fn: Callable[..., Any], name: str | None = None) -> Primitive:
+    """An operation whose result carries no gradient (comparisons, sign, argmax)."""
+    return Primitive(fn, name or fn.__name__, differentiable=False)
+
+
+def defvjp(prim: Primitive, *rules: VJPRule | None) -> None:
+    """Register one VJP rule per input: ``rule(g, ans, *inputs, **kwargs)``; None = no grad."""
+    prim.rules = rules
+
+
+def defvjp_argnum(prim: Primitive, rule: ArgnumRule) -> None:
+    """Register one rule for all inputs: ``rule(argnum, g, ans, inputs, kwargs)``."""
+    prim.argnum_rule = rule
+
+
+class Context:
+    """What an operation saves for its backward pass."""
+
+    __slots__ = ("args", "kwargs", "parents", "prim", "versions", "where")
+
+    def __init__(
+        self,
+        prim: Primitive,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        parents: tuple[int, ...],
+        versions: tuple[int, ...],
+    ) -> None:
+        self.prim = prim
+        self.args = args
+        self.kwargs = kwargs
+        self.parents = parents  # positions of the inputs that require a gradient
+        self.versions = versions  # version of each Tensor input when it was saved
+        self.where: list[str] | None = None  # creation stack, under detect_anomaly()
+
+
+def fingerprint(a: np.ndarray) -> bytes:
+    """Up to 64 evenly spaced elements of ``a``, as bytes (NaN-safe to compare).
+
+    In-place changes made through Tensor methods bump a version counter. Changes made
+    through the NumPy array itself (``t.data[...] = ...``, a view from ``t.numpy()``) cannot;
+    so the first time ``.data`` or ``.numpy()`` hands out the array after a forward pass saved
+    the tensor, the tensor remembers this sample, and backward compares it. Any change of
+    the whole array (an optimiser step, ``x.data *= 2``) is caught; a change of a few
+    elements between the samples is not.
+    """
+    flat = a.reshape(-1)
+    return flat[:: max(1, flat.size // 64)].tobytes()
+
+
+_Tensor: type[Tensor] | None = None  # set by chainrule.tensor.tensor (import cycle)
+
+
+def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run ``prim`` on the inputs' arrays; record it when an input requires a gradient.
+
+    With no Tensor among the inputs, this is the plain NumPy function: VJP rules call
+    primitives on arrays during a normal backward pass and must pay nothing for it.
+    """
+    tensor_type = _Tensor
+    assert tensor_type is not None
+    raw = list(args)
+    parents: list[int] = []
+    tensors: list[Tensor] = []
+    for i, a in enumerate(args):
+        if isinstance(a, tensor_type):
+            raw[i] = a._data
+            tensors.append(a)
+            if a._requires_grad:
+                parents.append(i)
+            if a._fp is not None:
+                a._fp = None  # saved again: the next .data access takes a fresh sample
+    if not tensors:
+        return prim.fn(*args, **kwargs)
+    try:
+        out = prim.fn(*raw, **kwargs)
+    except (ValueError, TypeError, IndexError) as exc:
+        raise _explain(prim, raw, exc) from None
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)  # NumPy returns scalars from 0-d computations
+    t = tensor_type._wrap(out)
+    if anomaly._State.enabled:
+        _check_forward(prim, out, raw)
+    if parents and grad_mode._State.enabled and prim.differentiable and out.dtype.kind == "f":
+        t._requires_grad = True
+        t._prev = tuple([args[i] for i in parents])
+        t._ctx = Context(
+            prim,
+            args,
+            kwargs,
+            tuple(parents),
+            tuple([a._version[0] for a in tensors]),
+        )
+        if anomaly._State.enabled:
+            t._ctx.where = traceback.format_stack()[:-2]
+    return t
+
+
+_HINTS = {
+    "matmul": "x @ y needs x.shape[-1] == y.shape[-2] (for 1-D: equal lengths); transpose an "
+    "operand (.T) or reshape it",
+    "linear": "x must be (..., in_features) and weight (out_features, in_features)",
+    "reshape": "the new shape must hold the same number of elements (one -1 is inferred)",
+    "getitem": "each index must lie within its axis (0 <= i < size, or negative from the end)",
+    "concatenate": "all inputs must have the same shape except along the joined axis",
+    "stack": "all inputs must have the same shape",
+}
+_BROADCAST_HINT = (
+    "shapes must be equal or broadcastable: compared from the last axis, each pair of sizes "
+    "must match or one must be 1; reshape or unsqueeze an operand"
+)
+
+
+def _explain(prim: Primitive, raw: list[Any], exc: Exception) -> Exception:
+    """Re-raise NumPy's error with the op's name, the input shapes and what to do."""
+    shapes = " and ".join(
+        str(a.shape) if isinstance(a, np.ndarray) else type(a).__name__ for a in raw
+    )
+    hint = _HINTS.get(prim.name, _BROADCAST_HINT if "broadcast" in str(exc) else "")
+    message = f"{prim.name}: cannot apply to inputs {shapes}: {str(exc).rstrip(' .')}"
+    return type(exc)(f"{message}. {hint}." if hint else message)
+
+
+def _check_forward(prim: Primitive, out: np.ndarray, raw: list[Any]) -> None:
+    if out.dtype.kind in "fc" and not np.isfinite(out).all():
+        bad = "nan" if np.isnan(out).any() else "inf"
+        shapes = ", ".join(str(np.shape(a)) for a in raw)
+        inputs_bad = any(
+            np.asarray(a).dtype.kind in "fc" and not np.isfinite(a).all()
+            for a in raw
+            if isinstance(a, np.ndarray | float)
+        )
+        cause = (
+            "its inputs already hold nan/inf (check the data)"
+            if inputs_bad
+            else "its inputs are finite: this operation made it (e.g. log(0), x/0, exp overflow)"
+        )
+        raise anomaly.AnomalyError(
+            f"detect_anomaly: forward of '{prim.name}' produced {bad} (inputs of shapes "
+            f"{shapes}, output {out.shape}); {cause}."
+        )

@@ -1,0 +1,392 @@
+"""``Tensor``: a NumPy array that records the operations applied to it.
+
+A Tensor is also a node of the computation graph: ``_prev`` holds the inputs that need a
+gradient and ``_ctx`` what its operation saved for the backward pass. Leaves (tensors
+made by the user) have neither.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from chainrule.tensor import dtypes, grad_mode, primitive
+from chainrule.tensor.methods import TensorMethods, _index
+
+_new = object.__new__
+_hook_keys = itertools.count()
+
+
+class RemovableHandle:
+    """Returned by ``register_hook``: ``handle.remove()`` takes the hook off again."""
+
+    def __init__(self, hooks: dict[int, Any], key: int) -> None:
+        self._hooks, self._key = hooks, key
+
+    def remove(self) -> None:
+        self._hooks.pop(self._key, None)
+
+
+def _as_array(data: Any, dtype: Any, op: str) -> np.ndarray:
+    """Convert user data with the dtype policy (see ``chainrule.tensor.dtypes``)."""
+    if isinstance(data, Tensor):
+        data = data._data
+    from_numpy = isinstance(data, np.ndarray | np.generic)
+    try:
+        arr = np.array(data, dtype=dtype, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{op}: cannot make a numeric array from {type(data).__name__} ({exc}); pass a "
+            "number, a (nested) list of numbers or a NumPy array."
+        ) from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{op}: tensors hold numbers, got {type(data).__name__} of dtype {arr.dtype}; "
+            "pass a number, a (nested) list of numbers or a numeric NumPy array."
+        )
+    if dtype is None and not from_numpy and arr.dtype.kind == "f":
+        arr = arr.astype(dtypes.get_default_dtype(), copy=False)  # Python floats
+    return arr
+
+
+class Tensor(TensorMethods):
+    """An n-dimensional array with reverse-mode automatic differentiation.
+
+    Args:
+        data: a number, nested lists of numbers, or a NumPy array (copied).
+        requires_grad: record operations on this tensor so that ``backward()`` can compute
+            d(output)/d(this tensor) into ``.grad``. Floating-point tensors only.
+        dtype: the NumPy dtype; by default float32 for Python floats, the array's own
+            dtype for NumPy arrays (see ``chainrule.tensor.dtypes``).
+        name: shown in error messages and pictures.
+
+    Example:
+        >>> import numpy as np
+        >>> from chainrule import Tensor
+        >>> W = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True)
+        >>> h = Tensor(np.array([1.0, -1.0]))
+        >>> loss = (W @ h).relu().sum()      # relu([-1, -1]) = 0 ... and its gradient
+        >>> loss.backward()
+        >>> W.grad.numpy().tolist()
+        [[0.0, 0.0], [0.0, 0.0]]
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_ctx",
+        "_data",
+        "_fp",
+        "_hooks",
+        "_prev",
+        "_requires_grad",
+        "_retains_grad",
+        "_version",
+        "grad",
+        "name",
+    )
+    __array_ufunc__ = None  # NumPy defers to Tensor's operators: ndarray * Tensor -> Tensor
+
+    _data: np.ndarray
+    _requires_grad: bool
+    _prev: tuple[Tensor, ...]
+    _ctx: Any
+    _version: list[int]
+    _hooks: dict[int, Callable[[Tensor], Any]] | None
+    _retains_grad: bool
+    _fp: bytes | None  # sample of _data taken when .data/.numpy() handed it out
+    grad: Tensor | None
+    name: str
+
+    def __init__(
+        self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str = ""
+    ) -> None:
+        self._data = _as_array(data, dtype, "Tensor()")
+        self._requires_grad = False
+        self._prev = ()
+        self._ctx = None
+        self._version = [0]
+        self._hooks = None
+        self._retains_grad = False
+        self._fp = None
+        self.grad = None
+        self.name = name
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @staticmethod
+    def _wrap(data: np.ndarray) -> Tensor:
+        """A result tensor around ``data`` without copying or checks (the hot path)."""
+        t = _new(Tensor)
+        t._data = data
+        t._requires_grad = False
+        t._prev = ()
+        t._ctx = None
+        t._version = [0]
+        t._hooks = None
+        t._retains_grad = False
+        t._fp = None
+        t.grad = None
+        t.name = ""
+        return t
+
+    @classmethod
+    def from_numpy(cls, array: np.ndarray, requires_grad: bool = False) -> Tensor:
+        """Wrap ``array`` without copying: the tensor and the array share memory."""
+        if not isinstance(array, np.ndarray):
+            raise TypeError(
+                f"Tensor.from_numpy: expected a NumPy array, got {type(array).__name__}"
+            )
+        t = cls._wrap(array)
+        if requires_grad:
+            t.requires_grad_(True)
+        return t
+
+    # -- the array ------------------------------------------------------------------------
+
+    @property
+    def data(self) -> np.ndarray:
+        """The NumPy array (shared, not copied). Writing to it after a forward pass that
+        saved this tensor makes that pass's backward raise an error."""
+        if self._fp is None:
+            self._fp = primitive.fingerprint(self._data)
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        self._version[0] += 1
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self._data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def size(self) -> int:
+        return self._data.size
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def numpy(self) -> np.ndarray:
+        """The NumPy array (shared memory, like ``.data``)."""
+        return self.data
+
+    def item(self) -> float | int | bool:
+        """The single element as a Python number."""
+        if self._data.size != 1:
+            raise ValueError(
+                f"Tensor.item: only a one-element tensor converts to a number; this one has "
+                f"shape {self.shape}. Reduce it first (e.g. .sum() or .mean())."
+            )
+        return self._data.item()  # type: ignore[no-any-return]
+
+    def tolist(self) -> Any:
+        return self._data.tolist()
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return self._data if dtype is None else self._data.astype(dtype)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        return bool(self.item())
+
+    # Hash by identity (== is elementwise, as for arrays). object's C-level hash: graph
+    # walks put every node in a set or dict, so a Python-level __hash__ would cost ~0.3 µs each.
+    __hash__ = object.__hash__
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        body = np.array2string(self._data, separator=", ", prefix="Tensor(")
+        extra = (
+            f", dtype={self.dtype}" if self.dtype not in (np.float32, np.int64, np.bool_) else ""
+        )
+        if self._ctx is not None:
+            extra += f", grad_fn=<{self.grad_fn}>"
+        elif self._requires_grad:
+            extra += ", requires_grad=True"
+        return f"Tensor({body}{extra})"
+
+    # -- autograd -------------------------------------------------------------------------
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        """Start (or stop) recording operations on this leaf tensor; returns it."""
+        if flag and not dtypes.is_differentiable(self.dtype):
+            raise TypeError(
+                f"requires_grad: only floating-point tensors can require gradients; this one "
+                f"is {self.dtype}. An integer-valued function is piecewise constant, so its "
+                "derivative is 0 or undefined. Convert first: t.float() or "
+                "Tensor(data, dtype=np.float32)."
+            )
+        if not flag and self._ctx is not None:
+            raise RuntimeError(
+                "requires_grad_(False): this tensor was computed from others; use "
+                ".detach() for a copy outside the graph."
+            )
+        self._requires_grad = bool(flag)
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors made by the user (their .grad is filled by backward)."""
+        return self._ctx is None
+
+    @property
+    def grad_fn(self) -> str | None:
+        """The name of the operation that made this tensor (None for leaves)."""
+        ctx = self._ctx
+        if ctx is None:
+            return None
+        return ctx.prim.name if hasattr(ctx, "prim") else f"{ctx.op} (released)"
+
+    def detach(self) -> Tensor:
+        """The same data outside the graph (shared memory and version counter)."""
+        t = Tensor._wrap(self._data)
+        t._version = self._version
+        return t
+
+    def retain_grad(self) -> None:
+        """Keep the gradient of this non-leaf tensor in ``.grad`` after backward()."""
+        if self._ctx is not None:
+            self._retains_grad = True
+
+    def register_hook(self, hook: Callable[[Tensor], Any]) -> RemovableHandle:
+        """Call ``hook(grad)`` when the gradient w.r.t. this tensor has been computed.
+
+        The hook may return a tensor (or array) of the same shape to replace the gradient
+        that flows on, or None to leave it. This is how to watch ∂ℓ/∂f_k pass by.
+        """
+        if not self._requires_grad:
+            raise RuntimeError(
+                "register_hook: this tensor does not require grad, so no gradient will "
+                "reach it; call requires_grad_() on the leaf tensors first."
+            )
+        if self._hooks is None:
+            self._hooks = {}
+        key = next(_hook_keys)
+        self._hooks[key] = hook
+        return RemovableHandle(self._hooks, key)
+
+    def backward(
+        self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False
+    ) -> None:
+        """Add d(self)/d(leaf), times ``gradient``, to the ``.grad`` of every leaf.
+
+        Args:
+            gradient: d(out)/d(self), needed when self is not a scalar (same shape).
+            retain_graph: keep the saved tensors so that backward can run again through
+                this graph (it is freed otherwise). Defaults to ``create_graph``.
+            create_graph: record the backward pass itself, so the gradients can be
+                differentiated again (second derivatives, Hessian-vector products).
+
+        ``.grad`` accumulates: zero it between steps (``optimizer.zero_grad()``).
+        """
+        from chainrule.tensor.backward import run_backward
+
+        if not self._requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad and has no graph; set "
+                "requires_grad=True on the inputs you want gradients for, and do not "
+                "compute inside no_grad()."
+            )
+        seed = _seed(self, gradient, "backward")
+        run_backward(
+            self,
+            Tensor._wrap(seed) if create_graph else seed,
+            retain_graph=create_graph if retain_graph is None else retain_graph,
+            create_graph=create_graph,
+        )
+
+    # -- in-place updates (never recorded) ------------------------------------------------
+
+    def _inplace(self, op: str, fn: Callable[[np.ndarray], None]) -> Tensor:
+        if grad_mode._State.enabled and self._requires_grad:
+            raise RuntimeError(
+                f"{op}: in-place change of a tensor that requires grad would corrupt its "
+                f"graph. Write x = x {op[2:-2] if op.startswith('__i') else '...'} y for a "
+                "new tensor, or update parameters inside `with no_grad():`."
+            )
+        if not self._data.flags.writeable:
+            raise ValueError(
+                f"{op}: this tensor's array is read-only (a broadcast view?); make a copy "
+                "first: t = Tensor(t.numpy())."
+            )
+        fn(self._data)
+        self._version[0] += 1
+        return self
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace("__iadd__", lambda a: np.add(a, _raw(other), out=a))
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace("__isub__", lambda a: np.subtract(a, _raw(other), out=a))
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace("__imul__", lambda a: np.multiply(a, _raw(other), out=a))
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace("__itruediv__", lambda a: np.divide(a, _raw(other), out=a))
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._inplace("__setitem__", lambda a: a.__setitem__(_index(index), _raw(value)))
+
+    def zero_(self) -> Tensor:
+        return self._inplace("zero_", lambda a: a.fill(0))
+
+    def fill_(self, value: float) -> Tensor:
+        return self._inplace("fill_", lambda a: a.fill(value))
+
+    def copy_(self, src: Any) -> Tensor:
+        return self._inplace("copy_", lambda a: np.copyto(a, _raw(src)))
+
+
+def _raw(x: Any) -> Any:
+    return x._data if isinstance(x, Tensor) else x
+
+
+def _seed(out: Tensor, gradient: Any, op: str) -> np.ndarray:
+    """d(out)/d(out): ones for a scalar, else the user's ``gradient`` of out's shape."""
+    if gradient is None:
+        if out._data.size != 1:
+            raise RuntimeError(
+                f"{op}: the output has shape {out.shape}; a gradient can only be created "
+                "implicitly for a scalar output. Reduce it (out.sum().backward()) or pass "
+                f"gradient= an array of shape {out.shape} (d loss / d out)."
+            )
+        return np.ones_like(out._data)
+    g = np.asarray(_raw(gradient), dtype=out.dtype)
+    if g.shape != out.shape:
+        raise ValueError(
+            f"{op}: gradient has shape {g.shape} but the output has shape {out.shape}; "
+            "they must match."
+        )
+    return g
+
+
+primitive._Tensor = Tensor
