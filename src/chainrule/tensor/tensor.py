@@ -67,11 +67,11 @@ class Tensor(TensorMethods):
         >>> import numpy as np
         >>> from chainrule import Tensor
         >>> W = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True)
-        >>> h = Tensor(np.array([1.0, -1.0]))
-        >>> loss = (W @ h).relu().sum()      # relu([-1, -1]) = 0 ... and its gradient
+        >>> h = Tensor(np.array([1.0, 0.5]))
+        >>> loss = (W @ h).relu().sum()      # f = Ω h = [2, 5] > 0, so ∂ℓ/∂f = [1, 1]
         >>> loss.backward()
-        >>> W.grad.numpy().tolist()
-        [[0.0, 0.0], [0.0, 0.0]]
+        >>> W.grad.numpy().tolist()          # ∂ℓ/∂Ω = ∂ℓ/∂f hᵀ
+        [[1.0, 0.5], [1.0, 0.5]]
     """
 
     __slots__ = (
