@@ -47,7 +47,7 @@ def init_network(sizes: list[int], rng: np.random.Generator, dtype: type = np.fl
         (rng.standard_normal((d_out, d_in)) * np.sqrt(2.0 / d_in)).astype(dtype)
         for d_in, d_out in itertools.pairwise(sizes)
     ]
-    biases = [np.zeros((d_out, 1), dtype=dtype) for d_out in sizes[1:]]
+    biases: list[Array] = [np.zeros((d_out, 1), dtype=dtype) for d_out in sizes[1:]]
     return Network(weights, biases)
 
 
