@@ -34,19 +34,9 @@ def describe(t: Tensor) -> str:
     return f"tensor {name}of shape {t.shape} ({t.dtype})"
 
 
-def _fit(gi: Any, parent: Tensor) -> Any:
-    """Sum a broadcast gradient back to the input's shape, in the input's dtype: in one place."""
-    if gi.shape != parent._data.shape:
-        gi = sum_to(gi, parent._data.shape)
-    if gi.dtype != parent._data.dtype:
-        gi = gi.astype(parent._data.dtype)
-    return gi
-
-
 def _check_saved(node: Tensor, ctx: Context) -> None:
     """Raise if an input saved for this node's backward was changed in place since."""
-    tensors = [a for a in ctx.args if isinstance(a, Tensor)]
-    for a, version in zip(tensors, ctx.versions, strict=True):
+    for a, version in zip(ctx.tensors, ctx.versions, strict=True):
         raw_write = a._fp is not None and fingerprint(a._data) != a._fp
         if a._version[0] != version or raw_write:
             how = (
@@ -95,7 +85,9 @@ def run_backward(
     wanted = {t: i for i, t in enumerate(inputs)} if inputs is not None else None
     results: list[Any] = [None] * (len(inputs) if inputs is not None else 0)
 
-    with grad_mode.set_grad_enabled(create_graph):
+    # IEEE results without warnings, as PyTorch: sqrt's rule at 0 gives inf, and so on.
+    # detect_anomaly() is the tool that reports them.
+    with grad_mode.set_grad_enabled(create_graph), np.errstate(divide="ignore", invalid="ignore"):
         while order:
             node = order.pop()  # drop the list's reference: the node can be freed after
             g = grads.pop(node, None)
@@ -119,7 +111,7 @@ def run_backward(
                     "to backpropagate through it again, or recompute the forward pass."
                 )
             _check_saved(node, ctx)
-            prim, args = ctx.prim, ctx.args
+            prim, args, kwargs = ctx.prim, ctx.args, ctx.kwargs
             if create_graph:
                 call_args: Sequence[Any] = args
                 ans: Any = node
@@ -128,9 +120,20 @@ def run_backward(
             else:
                 call_args = [a._data if isinstance(a, Tensor) else a for a in args]
                 ans = node._data
+            rules, argnum_rule = prim.rules, prim.argnum_rule
             for i in ctx.parents:
+                if argnum_rule is None and i < len(rules) and rules[i] is not None:
+                    gi = rules[i](g, ans, *call_args, **kwargs)
+                else:
+                    gi = prim.vjp(i, g, ans, call_args, kwargs)
                 parent = args[i]
-                gi = _fit(prim.vjp(i, g, ans, call_args, ctx.kwargs), parent)
+                # Fit the gradient to its input, for every rule, here: sum a broadcast
+                # gradient back to the input's shape and cast it to the input's dtype.
+                target = parent._data
+                if gi.shape != target.shape:
+                    gi = sum_to(gi, target.shape)
+                if gi.dtype != target.dtype:
+                    gi = gi.astype(target.dtype)
                 if anomaly._State.enabled:
                     _check_grad(ctx, i, gi)
                 prev = grads.get(parent)

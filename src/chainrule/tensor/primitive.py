@@ -95,7 +95,7 @@ def defvjp_argnum(prim: Primitive, rule: ArgnumRule) -> None:
 class Context:
     """What an operation saves for its backward pass."""
 
-    __slots__ = ("args", "kwargs", "parents", "prim", "versions", "where")
+    __slots__ = ("args", "kwargs", "parents", "prim", "tensors", "versions", "where")
 
     def __init__(
         self,
@@ -103,13 +103,15 @@ class Context:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         parents: tuple[int, ...],
+        tensors: tuple[Tensor, ...],
         versions: tuple[int, ...],
     ) -> None:
         self.prim = prim
         self.args = args
         self.kwargs = kwargs
         self.parents = parents  # positions of the inputs that require a gradient
-        self.versions = versions  # version of each Tensor input when it was saved
+        self.tensors = tensors  # the Tensor inputs, whose arrays the rules will read
+        self.versions = versions  # version of each of them when it was saved
         self.where: list[str] | None = None  # creation stack, under detect_anomaly()
 
 
@@ -168,6 +170,7 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any
             args,
             kwargs,
             tuple(parents),
+            tuple(tensors),
             tuple([a._version[0] for a in tensors]),
         )
         if anomaly._State.enabled:
