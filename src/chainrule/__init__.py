@@ -3,10 +3,12 @@
 - ``Value``: the scalar engine (micrograd-compatible), ``chainrule.scalar``.
 - ``Tensor``: the NumPy-backed tensor engine, ``chainrule.tensor``.
 - ``draw_dot`` / ``to_dot``: pictures of computation graphs.
+- ``save`` / ``load``: model files (state dicts with JSON metadata), ``chainrule.io``.
 """
 
 from chainrule.draw import draw_dot, to_dot
 from chainrule.graph import toposort
+from chainrule.io import load, save
 from chainrule.scalar import Value
 from chainrule.tensor import (
     AnomalyError,
@@ -34,7 +36,9 @@ __all__ = [
     "enable_grad",
     "get_default_dtype",
     "is_grad_enabled",
+    "load",
     "no_grad",
+    "save",
     "set_default_dtype",
     "set_grad_enabled",
     "to_dot",
