@@ -3,10 +3,13 @@
 - ``Value``: the scalar engine (micrograd-compatible), ``chainrule.scalar``.
 - ``Tensor``: the NumPy-backed tensor engine, ``chainrule.tensor``.
 - ``draw_dot`` / ``to_dot``: pictures of computation graphs.
+- ``func``: grad, vjp, jvp, jacobian, hessian, hvp; ``gradcheck``: finite differences.
 - ``save`` / ``load``: model files (state dicts with JSON metadata), ``chainrule.io``.
 """
 
+from chainrule import func
 from chainrule.draw import draw_dot, to_dot
+from chainrule.gradcheck import gradcheck
 from chainrule.graph import toposort
 from chainrule.io import load, save
 from chainrule.scalar import Value
@@ -34,7 +37,9 @@ __all__ = [
     "detect_anomaly",
     "draw_dot",
     "enable_grad",
+    "func",
     "get_default_dtype",
+    "gradcheck",
     "is_grad_enabled",
     "load",
     "no_grad",
