@@ -27,9 +27,12 @@ def is_anomaly_enabled() -> bool:
 class detect_anomaly(ContextDecorator):
     """Check every forward result and every gradient for NaN and infinity."""
 
+    def __init__(self) -> None:
+        self._saved: list[bool] = []  # a stack: one instance may be entered recursively
+
     def __enter__(self) -> None:
-        self.prev = _State.enabled
+        self._saved.append(_State.enabled)
         _State.enabled = True
 
     def __exit__(self, *exc: Any) -> None:
-        _State.enabled = self.prev
+        _State.enabled = self._saved.pop()

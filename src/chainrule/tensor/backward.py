@@ -84,6 +84,14 @@ def run_backward(
     done: list[tuple[Tensor, Any]] = []  # (tensor, grad) to store in .grad at the end
     wanted = {t: i for i, t in enumerate(inputs)} if inputs is not None else None
     results: list[Any] = [None] * (len(inputs) if inputs is not None else 0)
+    relevant: set[Tensor] | None = None
+    if wanted is not None:
+        # Only the part of the graph on a path from root to an input: nothing below the
+        # inputs is computed, hooked or freed (as torch.autograd.grad).
+        relevant = set()
+        for node in order:  # parents before children
+            if node in wanted or any(p in relevant for p in node._prev):
+                relevant.add(node)
 
     # IEEE results without warnings, as PyTorch: sqrt's rule at 0 gives inf, and so on.
     # detect_anomaly() is the tool that reports them.
@@ -91,7 +99,7 @@ def run_backward(
         while order:
             node = order.pop()  # drop the list's reference: the node can be freed after
             g = grads.pop(node, None)
-            if g is None:
+            if g is None or (relevant is not None and node not in relevant):
                 continue
             owned.discard(id(g))
             if node._hooks:
@@ -122,6 +130,8 @@ def run_backward(
                 ans = node._data
             rules, argnum_rule = prim.rules, prim.argnum_rule
             for i in ctx.parents:
+                if relevant is not None and args[i] not in relevant:
+                    continue  # leads to no requested input: no work
                 if argnum_rule is None and i < len(rules) and rules[i] is not None:
                     gi = rules[i](g, ans, *call_args, **kwargs)
                 else:

@@ -42,20 +42,26 @@ class set_grad_enabled:
 class no_grad(ContextDecorator):
     """Record nothing inside: results have ``requires_grad=False`` and keep no graph."""
 
+    def __init__(self) -> None:
+        self._saved: list[bool] = []  # a stack: one instance may be entered recursively
+
     def __enter__(self) -> None:
-        self.prev = _State.enabled
+        self._saved.append(_State.enabled)
         _State.enabled = False
 
     def __exit__(self, *exc: Any) -> None:
-        _State.enabled = self.prev
+        _State.enabled = self._saved.pop()
 
 
 class enable_grad(ContextDecorator):
     """Record operations inside, even within ``no_grad``."""
 
+    def __init__(self) -> None:
+        self._saved: list[bool] = []  # a stack: one instance may be entered recursively
+
     def __enter__(self) -> None:
-        self.prev = _State.enabled
+        self._saved.append(_State.enabled)
         _State.enabled = True
 
     def __exit__(self, *exc: Any) -> None:
-        _State.enabled = self.prev
+        _State.enabled = self._saved.pop()
