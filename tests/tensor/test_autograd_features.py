@@ -200,11 +200,6 @@ def test_grads_of_two_leaves_never_share_memory() -> None:
     assert b.grad.numpy()[0] == 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the gradient= array passed to backward() becomes .grad's memory when the rules "
-    "pass it on unchanged (add, or a leaf as root): np.asarray in _seed does not copy",
-)
 def test_grad_does_not_alias_the_gradient_passed_to_backward() -> None:
     x = Tensor(np.zeros(3), requires_grad=True)
     seed = np.ones(3)

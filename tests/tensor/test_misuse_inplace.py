@@ -128,13 +128,6 @@ def test_parameter_update_through_data_before_backward_is_caught() -> None:
         loss.backward()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a view taken with .numpy() BEFORE the forward pass and written after it goes "
-    "unnoticed: apply() resets _fp to None when it saves the tensor, so no sample exists "
-    "to compare (re-sampling there when _fp is set would catch it); the gradient is silently "
-    "computed from the new values",
-)
 def test_view_taken_before_forward_and_written_after_is_caught() -> None:
     w = Tensor(V, requires_grad=True)
     c = Tensor(V * 2, name="c")

@@ -119,11 +119,11 @@ def fingerprint(a: np.ndarray) -> bytes:
     """Up to 64 evenly spaced elements of ``a``, as bytes (NaN-safe to compare).
 
     In-place changes made through Tensor methods bump a version counter. Changes made
-    through the NumPy array itself (``t.data[...] = ...``, a view from ``t.numpy()``) cannot;
-    so the first time ``.data`` or ``.numpy()`` hands out the array after a forward pass saved
-    the tensor, the tensor remembers this sample, and backward compares it. Any change of
-    the whole array (an optimiser step, ``x.data *= 2``) is caught; a change of a few
-    elements between the samples is not.
+    through the NumPy array itself (``t.data[...] = ...``, a view from ``t.numpy()``, the
+    array given to ``from_numpy``) cannot; so once a tensor has handed out its array, every
+    operation that saves it takes this sample, and so does the next ``.data`` access; backward
+    compares the sample with the array. Any change of the whole array (an optimiser step,
+    ``x.data *= 2``) is caught; a change of a few elements between the samples is not.
     """
     flat = a.reshape(-1)
     return flat[:: max(1, flat.size // 64)].tobytes()
@@ -150,7 +150,9 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any
             if a._requires_grad:
                 parents.append(i)
             if a._fp is not None:
-                a._fp = None  # saved again: the next .data access takes a fresh sample
+                # Its array was handed out (.data, .numpy(), from_numpy): sample it as saved,
+                # so that backward can tell if it was written through that handle since.
+                a._fp = fingerprint(a._data)
     if not tensors:
         return prim.fn(*args, **kwargs)
     try:

@@ -44,8 +44,9 @@ def _as_array(data: Any, dtype: Any, op: str) -> np.ndarray:
         ) from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(
-            f"{op}: tensors hold numbers, got {type(data).__name__} of dtype {arr.dtype}; "
-            "pass a number, a (nested) list of numbers or a numeric NumPy array."
+            f"{op}: tensors hold real numbers (bool, int, float), got {type(data).__name__} "
+            f"of dtype {arr.dtype}; pass a real number, a (nested) list of them or a numeric "
+            "NumPy array."
         )
     if dtype is None and not from_numpy and arr.dtype.kind == "f":
         arr = arr.astype(dtypes.get_default_dtype(), copy=False)  # Python floats
@@ -140,6 +141,7 @@ class Tensor(TensorMethods):
                 f"Tensor.from_numpy: expected a NumPy array, got {type(array).__name__}"
             )
         t = cls._wrap(array)
+        t._fp = primitive.fingerprint(array)  # the caller holds the array and may write to it
         if requires_grad:
             t.requires_grad_(True)
         return t
@@ -327,10 +329,13 @@ class Tensor(TensorMethods):
 
     def _inplace(self, op: str, fn: Callable[[np.ndarray], None]) -> Tensor:
         if grad_mode._State.enabled and self._requires_grad:
+            symbol = _INPLACE_SYMBOLS.get(op)
+            instead = (
+                f"write x = x {symbol} y for a new tensor" if symbol else "compute a new tensor"
+            )
             raise RuntimeError(
-                f"{op}: in-place change of a tensor that requires grad would corrupt its "
-                f"graph. Write x = x {op[2:-2] if op.startswith('__i') else '...'} y for a "
-                "new tensor, or update parameters inside `with no_grad():`."
+                f"{op}: an in-place change of a tensor that requires grad would corrupt its "
+                f"graph; {instead}, or update parameters inside `with no_grad():`."
             )
         if not self._data.flags.writeable:
             raise ValueError(
@@ -366,6 +371,9 @@ class Tensor(TensorMethods):
         return self._inplace("copy_", lambda a: np.copyto(a, _raw(src)))
 
 
+_INPLACE_SYMBOLS = {"__iadd__": "+", "__isub__": "-", "__imul__": "*", "__itruediv__": "/"}
+
+
 def _raw(x: Any) -> Any:
     return x._data if isinstance(x, Tensor) else x
 
@@ -380,7 +388,9 @@ def _seed(out: Tensor, gradient: Any, op: str) -> np.ndarray:
                 f"gradient= an array of shape {out.shape} (d loss / d out)."
             )
         return np.ones_like(out._data)
-    g = np.asarray(_raw(gradient), dtype=out.dtype)
+    # A copy: the seed may reach a leaf's .grad unchanged (through +), and must not stay
+    # tied to the caller's array.
+    g = np.array(_raw(gradient), dtype=out.dtype, copy=True)
     if g.shape != out.shape:
         raise ValueError(
             f"{op}: gradient has shape {g.shape} but the output has shape {out.shape}; "
