@@ -7,7 +7,7 @@
 - ``save`` / ``load``: model files (state dicts with JSON metadata), ``chainrule.io``.
 """
 
-from chainrule import func
+from chainrule import func, nn, optim
 from chainrule.draw import draw_dot, to_dot
 from chainrule.gradcheck import gradcheck
 from chainrule.graph import toposort
@@ -42,7 +42,9 @@ __all__ = [
     "gradcheck",
     "is_grad_enabled",
     "load",
+    "nn",
     "no_grad",
+    "optim",
     "save",
     "set_default_dtype",
     "set_grad_enabled",
