@@ -21,20 +21,13 @@ from chainrule.tensor.primitive import Context, fingerprint
 from chainrule.tensor.tensor import Tensor
 
 
-class ReleasedGraph:
-    """Marks a node whose saved inputs were freed by an earlier backward pass."""
-
-    def __init__(self, op: str) -> None:
-        self.op = op
-
-
 def describe(t: Tensor) -> str:
     """A tensor as error messages name it: its name if it has one, else shape and dtype."""
     name = f"'{t.name}' " if t.name else ""
     return f"tensor {name}of shape {t.shape} ({t.dtype})"
 
 
-def _check_saved(node: Tensor, ctx: Context) -> None:
+def _check_saved(ctx: Context) -> None:
     """Raise if an input saved for this node's backward was changed in place since."""
     for a, version in zip(ctx.tensors, ctx.versions, strict=True):
         raw_write = a._fp is not None and fingerprint(a._data) != a._fp
@@ -104,21 +97,25 @@ def run_backward(
             owned.discard(id(g))
             if node._hooks:
                 g = _run_hooks(node, g, create_graph)
+            ctx = node._ctx
             if wanted is not None:
                 if node in wanted:
                     results[wanted[node]] = g
-            elif node._ctx is None or node._retains_grad:
+            elif ctx is None or node._retains_grad:
                 done.append((node, g))
-            ctx = node._ctx
             if ctx is None:
                 continue
-            if isinstance(ctx, ReleasedGraph):
+            if ctx.raw is None:
                 raise RuntimeError(
-                    f"backward: the graph through '{ctx.op}' ({describe(node)}) was freed by "
-                    "an earlier backward(). Pass retain_graph=True to the first backward() "
-                    "to backpropagate through it again, or recompute the forward pass."
+                    f"backward: the graph through '{ctx.prim.name}' ({describe(node)}) was "
+                    "freed by an earlier backward(). Pass retain_graph=True to the first "
+                    "backward() to backpropagate through it again, or recompute the forward "
+                    "pass."
                 )
-            _check_saved(node, ctx)
+            for a, version in zip(ctx.tensors, ctx.versions, strict=True):
+                if a._version[0] != version or a._fp is not None:
+                    _check_saved(ctx)
+                    break
             prim, args, kwargs = ctx.prim, ctx.args, ctx.kwargs
             if create_graph:
                 call_args: Sequence[Any] = args
@@ -126,17 +123,17 @@ def run_backward(
                 if not isinstance(g, Tensor):
                     g = Tensor._wrap(g)
             else:
-                call_args = [a._data if isinstance(a, Tensor) else a for a in args]
+                call_args = ctx.raw  # the inputs' arrays, as the forward pass saw them
                 ans = node._data
             rules, argnum_rule = prim.rules, prim.argnum_rule
             for i in ctx.parents:
-                if relevant is not None and args[i] not in relevant:
+                parent = args[i]
+                if relevant is not None and parent not in relevant:
                     continue  # leads to no requested input: no work
                 if argnum_rule is None and i < len(rules) and rules[i] is not None:
                     gi = rules[i](g, ans, *call_args, **kwargs)
                 else:
                     gi = prim.vjp(i, g, ans, call_args, kwargs)
-                parent = args[i]
                 # Fit the gradient to its input, for every rule, here: sum a broadcast
                 # gradient back to the input's shape and cast it to the input's dtype.
                 target = parent._data
@@ -157,7 +154,7 @@ def run_backward(
                         owned.add(id(total))
                     grads[parent] = total
             if not retain_graph:
-                node._ctx = ReleasedGraph(prim.name)
+                ctx.release()
                 node._prev = ()
 
     if wanted is not None:

@@ -37,7 +37,7 @@ def saved_tensors(root: Tensor) -> list[SavedTensor]:
     seen: dict[int, SavedTensor] = {}
     for node in toposort(root):
         ctx = node._ctx
-        if not isinstance(ctx, Context):
+        if not isinstance(ctx, Context) or ctx.released:
             continue
         for i, arg in enumerate(ctx.args):
             if isinstance(arg, Tensor):

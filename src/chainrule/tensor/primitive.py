@@ -95,12 +95,13 @@ def defvjp_argnum(prim: Primitive, rule: ArgnumRule) -> None:
 class Context:
     """What an operation saves for its backward pass."""
 
-    __slots__ = ("args", "kwargs", "parents", "prim", "tensors", "versions", "where")
+    __slots__ = ("args", "kwargs", "parents", "prim", "raw", "tensors", "versions", "where")
 
     def __init__(
         self,
         prim: Primitive,
         args: tuple[Any, ...],
+        raw: list[Any],
         kwargs: dict[str, Any],
         parents: tuple[int, ...],
         tensors: tuple[Tensor, ...],
@@ -108,11 +109,23 @@ class Context:
     ) -> None:
         self.prim = prim
         self.args = args
+        self.raw: list[Any] | None = raw  # args with each Tensor replaced by its array
         self.kwargs = kwargs
         self.parents = parents  # positions of the inputs that require a gradient
         self.tensors = tensors  # the Tensor inputs, whose arrays the rules will read
         self.versions = versions  # version of each of them when it was saved
         self.where: list[str] | None = None  # creation stack, under detect_anomaly()
+
+    @property
+    def released(self) -> bool:
+        return self.raw is None
+
+    def release(self) -> None:
+        """Drop the saved inputs (backward without retain_graph): their memory can go."""
+        self.raw = None
+        self.args = ()
+        self.tensors = ()
+        self.versions = ()
 
 
 def fingerprint(a: np.ndarray) -> bytes:
@@ -170,6 +183,7 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any
         t._ctx = Context(
             prim,
             args,
+            raw,
             kwargs,
             tuple(parents),
             tuple(tensors),

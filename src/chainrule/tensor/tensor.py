@@ -265,7 +265,7 @@ class Tensor(TensorMethods):
         ctx = self._ctx
         if ctx is None:
             return None
-        return ctx.prim.name if hasattr(ctx, "prim") else f"{ctx.op} (released)"
+        return f"{ctx.prim.name} (released)" if ctx.released else str(ctx.prim.name)
 
     def detach(self) -> Tensor:
         """The same data outside the graph (shared memory and version counter)."""
