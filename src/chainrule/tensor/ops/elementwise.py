@@ -48,9 +48,11 @@ def _pow_base_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
 
 
 def _pow_exponent_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
-    # d/dy x^y = x^y ln x. At x == 0 (y >= 0) PyTorch gives 0; for x < 0 ln x is nan.
-    safe = where(x > 0, x, where(x == 0, 1.0, np.nan))
-    return g * ans * log(safe)
+    # d/dy x^y = x^y ln x. As PyTorch: 0 at x == 0 for y >= 0 (ln 1 stands in for ln 0),
+    # inf·ln 0 = -inf at x == 0 for y < 0, and nan for x < 0 (ln x undefined).
+    safe = where(x > 0, x, where(x == 0, where(y < 0, 0.0, 1.0), np.nan))
+    with np.errstate(divide="ignore"):  # ln 0 = -inf is the intended value
+        return g * ans * log(safe)
 
 
 power = primitive(np.power, "pow")

@@ -42,6 +42,16 @@ defvjp(matmul, _matmul_x_rule, _matmul_y_rule)
 def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     out = x @ weight.T
     if bias is not None:
+        if (
+            bias.shape != out.shape[out.ndim - bias.ndim :]
+            and np.broadcast_shapes(out.shape, bias.shape) != out.shape
+        ):
+            # As PyTorch: a bias that would widen the output (and break the weight's
+            # gradient, a sum over x's rows) is a mistake, usually a transposed bias.
+            raise ValueError(
+                f"bias of shape {bias.shape} would widen the output {out.shape}; "
+                f"give bias shape ({weight.shape[0]},)"
+            )
         if bias.dtype == out.dtype:
             out += bias  # in place: saves one temporary of the output's size
         else:

@@ -6,6 +6,7 @@ A reduction's gradient has the reduced shape; ``_unreduce`` puts the reduced axe
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -96,7 +97,10 @@ def _var_rule(
 ) -> Any:
     # d/dx_i (1/(n-ddof)) Σ (x_j - mean)^2 = 2 (x_i - mean) / (n - ddof)
     centered = x - x.mean(axis=axis, keepdims=True)
-    return _unreduce(g, x, axis, keepdims) * centered * (2.0 / (_count(x, axis) - ddof))
+    dof = _count(x, axis) - ddof
+    # n <= ddof: the forward divides by 0 (NumPy gives inf/nan); so does the gradient.
+    scale = 2.0 / dof if dof > 0 else math.inf
+    return _unreduce(g, x, axis, keepdims) * centered * scale
 
 
 var = primitive(_var, "var")
@@ -107,6 +111,8 @@ defvjp(var, _var_rule)
 
 def _logsumexp(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
     # log Σ e^x = m + log Σ e^(x - m) with m = max x: no overflow, and exact for one-hot x.
+    if x.size == 0:  # an empty sum is 0, so log of it is -inf (max has no identity)
+        return np.full(np.shape(np.sum(x, axis=axis, keepdims=keepdims)), -np.inf, x.dtype)
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)  # all -inf (or inf) slices: let NumPy give -inf/inf
     out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
@@ -124,6 +130,8 @@ defvjp(
 
 
 def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    if x.size == 0:  # nothing to normalise (and max of an empty axis would raise)
+        return x.copy()
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
@@ -134,6 +142,8 @@ defvjp(softmax, lambda g, ans, x, axis=-1: ans * (g - (g * ans).sum(axis=axis, k
 
 
 def _log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    if x.size == 0:
+        return x.copy()
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 

@@ -21,6 +21,9 @@ def _sum_to(x: np.ndarray, shape: Shape) -> np.ndarray:
     if x.shape == shape:
         return x
     lead = x.ndim - len(shape)
+    if lead < 0 or any(n not in (1, x.shape[lead + i]) for i, n in enumerate(shape)):
+        # Not a broadcast of `shape`: the reshape below would silently scramble the elements.
+        raise ValueError(f"sum_to: shape {x.shape} is not a broadcast of {shape}")
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
     )
@@ -41,7 +44,9 @@ def _transpose(x: np.ndarray, axes: tuple[int, ...] | None = None) -> np.ndarray
 
 
 def _transpose_rule(g: Any, ans: Any, x: Any, axes: tuple[int, ...] | None = None) -> Any:
-    inverse = None if axes is None else tuple(int(i) for i in np.argsort(axes))
+    # Normalise negative axes first: argsort of (-1, 0) would be the identity, not (1, 0).
+    ndim = len(np.shape(x))
+    inverse = None if axes is None else tuple(int(i) for i in np.argsort([a % ndim for a in axes]))
     return transpose(g, inverse)
 
 
