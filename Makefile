@@ -35,6 +35,7 @@ typecheck: $(VENV)/.installed-dev
 pytest: $(VENV)/.installed-dev
 	./scripts/ensure-graphviz
 	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --nbmake notebooks
 
 test: lint typecheck pytest
 
