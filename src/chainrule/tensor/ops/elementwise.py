@@ -88,7 +88,30 @@ def _relu(x: np.ndarray) -> np.ndarray:
 
 
 relu = primitive(_relu, "relu")
-defvjp(relu, lambda g, ans, x: where(x > 0, g, 0.0))  # 𝕀[x > 0]: subgradient 0 at 0
+
+
+def _select(g: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``where(mask, g, 0)`` through the bits: ~3x faster than np.where on float arrays.
+
+    Each float is ANDed with all-ones (keep) or all-zeros (+0.0), so inf and nan in g
+    become 0 where the mask is off, exactly as with where (a product g * mask would make
+    inf * 0 = nan there; PyTorch gives 0).
+    """
+    ints = np.dtype(f"i{g.itemsize}")
+    bits = np.asarray(mask).astype(ints)  # (0-d comparisons give NumPy scalars)
+    np.negative(bits, out=bits)  # True -> -1: every bit set
+    np.bitwise_and(bits, g.view(ints), out=bits)
+    return bits.view(g.dtype)
+
+
+def _relu_rule(g: Any, ans: Any, x: Any) -> Any:
+    # 𝕀[x > 0]: the subgradient 0 at x = 0, as PyTorch.
+    if isinstance(g, np.ndarray) and g.dtype.kind == "f" and g.shape == np.shape(x):
+        return _select(g, x > 0)
+    return where(x > 0, g, 0.0)  # on Tensors (create_graph): recorded, differentiable
+
+
+defvjp(relu, _relu_rule)
 
 
 def _leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:

@@ -42,14 +42,15 @@ defvjp(matmul, _matmul_x_rule, _matmul_y_rule)
 def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     out = x @ weight.T
     if bias is not None:
-        if (
-            bias.shape != out.shape[out.ndim - bias.ndim :]
-            and np.broadcast_shapes(out.shape, bias.shape) != out.shape
-        ):
-            # As PyTorch: a bias that would widen the output (and break the weight's
-            # gradient, a sum over x's rows) is a mistake, usually a transposed bias.
+        try:
+            fits = np.broadcast_shapes(out.shape, bias.shape) == out.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            # As PyTorch: a bias must add to every row without widening the output (a wider
+            # output would also break the weight's gradient, a sum over x's rows).
             raise ValueError(
-                f"bias of shape {bias.shape} would widen the output {out.shape}; "
+                f"bias of shape {bias.shape} does not fit the output {out.shape}; "
                 f"give bias shape ({weight.shape[0]},)"
             )
         if bias.dtype == out.dtype:
