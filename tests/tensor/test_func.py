@@ -230,9 +230,7 @@ def test_jvp_is_differentiable_inside_an_outer_transform() -> None:
     f = OURS_V["tanh_affine"]
     ours = func.grad(lambda x: (func.jvp(f, (x,), (V0,))[1] * U4).sum())(X0)
     tf = THEIRS_V["tanh_affine"]
-    theirs = torch.func.grad(lambda x: (torch.func.jvp(tf, (x,), (t(V0),))[1] * t(U4)).sum())(
-        t(X0)
-    )
+    theirs = torch.func.grad(lambda x: (torch.func.jvp(tf, (x,), (t(V0),))[1] * t(U4)).sum())(t(X0))
     close(ours, theirs)
 
 
