@@ -20,8 +20,13 @@ Run:  .venv/bin/python benchmarks/mlp_step.py [--sizes small,medium,large] [--re
 
 from __future__ import annotations
 
-import argparse
 import os
+
+# PyTorch's idle OpenMP threads spin for a while after each call and slow down whatever
+# runs next on these cores; let them sleep, so that each candidate is timed on its own.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
 import platform
 import statistics
 import time
@@ -35,6 +40,7 @@ from threadpoolctl import threadpool_info
 import chainrule
 from chainrule import Tensor
 from chainrule.lecture import matrix
+from chainrule.optim import SGD
 from chainrule.tensor import ops
 from chainrule.tensor.ops.loss import cross_entropy
 
@@ -44,23 +50,6 @@ SIZES = {
     "large": ([1024, 4096, 4096, 10], 512, 8),
 }
 LR = 0.01
-
-
-class SGD:  # placeholder until chainrule.optim lands
-    def __init__(self, params: list[Tensor], lr: float) -> None:
-        self.params, self.lr = params, lr
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    def step(self) -> None:
-        for p in self.params:
-            assert p.grad is not None
-            g = p.grad._data
-            np.multiply(g, self.lr, out=g)
-            np.subtract(p._data, g, out=p._data)
-            p._version[0] += 1
 
 
 def make_steps(sizes: list[int], batch: int) -> dict[str, Callable[[], float]]:
@@ -115,15 +104,17 @@ def make_steps(sizes: list[int], batch: int) -> dict[str, Callable[[], float]]:
 
 
 def interleaved(steps: dict[str, Callable[[], Any]], repeats: int, warmup: int) -> dict[str, float]:
-    """Median seconds per call of each candidate, timed in turn (A B C A B C ...)."""
+    """Median seconds per call of each candidate, timed in turn (A B C, B C A, C A B, ...):
+    the order rotates, so that each candidate follows each other one equally often."""
     for _ in range(warmup):
         for step in steps.values():
             step()
+    names = list(steps)
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             t0 = time.perf_counter()
-            step()
+            steps[name]()
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
