@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.tensor.ops.reduce import _logsumexp, softmax
+from chainrule.tensor.ops.reduce import _logsumexp, _softmax, softmax
 from chainrule.tensor.primitive import defvjp, primitive
 
 
@@ -35,28 +35,37 @@ def _check_targets(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def _cross_entropy(logits: np.ndarray, target: Any, reduction: str = "mean") -> np.ndarray:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(
+            f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
+        )
     t = _check_targets(logits, target)
-    rows = np.arange(t.shape[0])
-    per_row = _logsumexp(logits, axis=1) - logits[rows, t]
+    per_row = _logsumexp(logits, axis=1) - logits[np.arange(t.shape[0]), t]
     if reduction == "none":
         return per_row
-    if reduction == "sum":
-        return np.sum(per_row)
-    if reduction == "mean":
-        return np.mean(per_row)
-    raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    total = np.add.reduce(per_row)
+    if reduction == "sum" or t.shape[0] == 0:
+        return total if reduction == "sum" else np.mean(per_row)  # empty mean: nan, as torch
+    return total / t.shape[0]
 
 
 def _cross_entropy_rule(g: Any, ans: Any, logits: Any, target: Any, reduction: str = "mean") -> Any:
     t = np.asarray(target)
-    onehot = np.zeros(logits.shape, dtype=logits.dtype)
-    onehot[np.arange(t.shape[0]), t] = 1
+    rows = np.arange(t.shape[0])
     if reduction == "none":
         scale = g.reshape((-1, 1))
     elif reduction == "mean":
         scale = g / max(t.shape[0], 1)
     else:
         scale = g
+    if isinstance(logits, np.ndarray):
+        # Arrays (a normal backward pass): softmax - onehot, formed in place in one buffer.
+        p = _softmax(logits, axis=1)
+        p[rows, t] -= 1
+        p *= scale
+        return p
+    onehot = np.zeros(logits.shape, dtype=logits.dtype)  # Tensors (create_graph): recorded
+    onehot[rows, t] = 1
     return (softmax(logits, axis=1) - onehot) * scale
 
 

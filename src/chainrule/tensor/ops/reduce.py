@@ -113,9 +113,13 @@ def _logsumexp(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.n
     # log Σ e^x = m + log Σ e^(x - m) with m = max x: no overflow, and exact for one-hot x.
     if x.size == 0:  # an empty sum is 0, so log of it is -inf (max has no identity)
         return np.full(np.shape(np.sum(x, axis=axis, keepdims=keepdims)), -np.inf, x.dtype)
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)  # all -inf (or inf) slices: let NumPy give -inf/inf
-    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    m = np.maximum.reduce(x, axis=axis, keepdims=True)
+    if not np.isfinite(m).all():
+        m = np.where(np.isfinite(m), m, 0)  # all -inf (or inf) slices: NumPy gives -inf/inf
+    e = np.asarray(x - m)  # (0-d arithmetic gives a NumPy scalar)
+    np.exp(e, out=e)  # in place: e is ours
+    out = np.log(np.add.reduce(e, axis=axis, keepdims=True))
+    out += m
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
@@ -132,8 +136,10 @@ defvjp(
 def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     if x.size == 0:  # nothing to normalise (and max of an empty axis would raise)
         return x.copy()
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = np.asarray(x - np.maximum.reduce(x, axis=axis, keepdims=True))
+    np.exp(e, out=e)  # in place: e is ours
+    e /= np.add.reduce(e, axis=axis, keepdims=True)
+    return e
 
 
 softmax = primitive(_softmax, "softmax")
@@ -144,8 +150,9 @@ defvjp(softmax, lambda g, ans, x, axis=-1: ans * (g - (g * ans).sum(axis=axis, k
 def _log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     if x.size == 0:
         return x.copy()
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    shifted = np.asarray(x - np.maximum.reduce(x, axis=axis, keepdims=True))
+    shifted -= np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))
+    return shifted
 
 
 log_softmax = primitive(_log_softmax, "log_softmax")

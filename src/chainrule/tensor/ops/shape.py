@@ -27,7 +27,9 @@ def _sum_to(x: np.ndarray, shape: Shape) -> np.ndarray:
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
     )
-    return np.sum(x, axis=axes, keepdims=True).reshape(shape)
+    # np.add.reduce: the ufunc itself, without np.sum's Python wrapper (a hot path: every
+    # broadcast gradient, e.g. every bias, passes here).
+    return np.add.reduce(x, axis=axes, keepdims=True).reshape(shape)
 
 
 sum_to = primitive(_sum_to, "sum_to")
