@@ -20,13 +20,8 @@ Run:  .venv/bin/python benchmarks/mlp_step.py [--sizes small,medium,large] [--re
 
 from __future__ import annotations
 
-import os
-
-# PyTorch's idle OpenMP threads spin for a while after each call and slow down whatever
-# runs next on these cores; let them sleep, so that each candidate is timed on its own.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -113,6 +108,9 @@ def interleaved(steps: dict[str, Callable[[], Any]], repeats: int, warmup: int) 
     times: dict[str, list[float]] = {name: [] for name in steps}
     for r in range(repeats):
         for name in names[r % len(names) :] + names[: r % len(names)]:
+            # PyTorch's OpenMP threads spin for a moment after each call and would slow
+            # whatever runs next on these cores: a short pause lets them go idle first.
+            time.sleep(0.002)
             t0 = time.perf_counter()
             steps[name]()
             times[name].append(time.perf_counter() - t0)

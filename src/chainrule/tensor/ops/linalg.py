@@ -42,10 +42,12 @@ defvjp(matmul, _matmul_x_rule, _matmul_y_rule)
 def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     out = x @ weight.T
     if bias is not None:
-        try:
-            fits = np.broadcast_shapes(out.shape, bias.shape) == out.shape
-        except ValueError:
-            fits = False
+        fits = bias.shape == out.shape[-1:]  # the usual (out_features,): no check needed
+        if not fits:
+            try:
+                fits = np.broadcast_shapes(out.shape, bias.shape) == out.shape
+            except ValueError:
+                fits = False
         if not fits:
             # As PyTorch: a bias must add to every row without widening the output (a wider
             # output would also break the weight's gradient, a sum over x's rows).
