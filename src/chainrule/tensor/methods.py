@@ -216,9 +216,11 @@ class TensorMethods:
         axis = _axis(axis, dim, "min")
         return ops.min(self, axis=axis, keepdims=keepdim or keepdims)  # type: ignore[no-any-return]
 
-    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0, *, dim: Axis = None,
+            keepdim: bool | None = None) -> Tensor:  # fmt: skip
         """Variance (NumPy's: divides by n - ddof, ddof=0 by default; PyTorch's default is 1)."""
-        return ops.var(self, axis=axis, keepdims=keepdims, ddof=ddof)  # type: ignore[no-any-return]
+        axis = _axis(axis, dim, "var")
+        return ops.var(self, axis=axis, keepdims=keepdim or keepdims, ddof=ddof)  # type: ignore[no-any-return]
 
     def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """log Σ e^x, computed stably;  d/dx = softmax(x)."""
@@ -276,7 +278,20 @@ class TensorMethods:
         """A read-only broadcast view;  its VJP sums back to this shape."""
         return ops.broadcast_to(self, _shape_args(shape))  # type: ignore[no-any-return]
 
-    expand = broadcast_to
+    def expand(self, *shape: Any) -> Tensor:
+        """PyTorch's expand: like broadcast_to, and -1 keeps that axis's size."""
+        sizes = _shape_args(shape)
+        lead = len(sizes) - self.ndim  # type: ignore[attr-defined]
+        if lead < 0:
+            raise ValueError(
+                f"expand: the new shape {sizes} has fewer axes than the tensor's shape "
+                f"{self.shape}; give at least {self.ndim} sizes."  # type: ignore[attr-defined]
+            )
+        full = tuple(
+            self.shape[i - lead] if n == -1 and i >= lead else n  # type: ignore[attr-defined]
+            for i, n in enumerate(sizes)
+        )
+        return self.broadcast_to(full)
 
     def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
         return ops.squeeze(self, axis=axis)  # type: ignore[no-any-return]
