@@ -1,0 +1,272 @@
+"""The training loop: ``fit`` a model to a data set's splits, ``evaluate`` it.
+
+One epoch is the textbook loop, with chainrule's engine doing the backward pass::
+
+    for x, y in DataLoader(train, batch_size, shuffle=True):
+        optimizer.zero_grad()
+        loss = cross_entropy(model(x), y)     # forward: the graph is recorded
+        loss.backward()                       # backward: ∂loss/∂θ lands in θ.grad
+        optimizer.step()                      # θ ← θ - lr · (update from θ.grad)
+
+then the learning-rate schedule steps, and the model is measured on both splits in
+evaluation mode (no dropout, no graph recorded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from chainrule import nn, optim
+from chainrule.data import DataLoader, DatasetInfo, DatasetSplits
+from chainrule.optim.lr_scheduler import CosineAnnealingLR
+from chainrule.tensor import Tensor, no_grad
+from chainrule.tensor.ops.loss import cross_entropy
+from chainrule.training.config import TrainConfig, check_config
+
+#: A step whose largest matrix product has at most this many multiply-adds runs on one
+#: BLAS thread: handing a 64x128 @ 128x128 product to a second thread costs more than it
+#: saves, and on a busy machine a waiting BLAS thread can slow a step down tenfold.
+SMALL_PRODUCT = 2**21
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """What one epoch achieved, measured after it in evaluation mode.
+
+    Attributes:
+        epoch: 1-based.
+        train_loss, train_acc: mean cross-entropy and accuracy on the whole training part.
+        test_loss, test_acc: the same on the test part.
+        lr: the learning rate the epoch used.
+        seconds: wall time of the epoch's training steps (not of the measuring).
+        steps: optimiser steps in the epoch.
+    """
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    lr: float
+    seconds: float
+    steps: int
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """A model's mean loss, accuracy and predicted class per sample on one split."""
+
+    loss: float
+    accuracy: float
+    predictions: np.ndarray
+
+
+class Reporter(Protocol):
+    """Receives progress from ``fit`` (a progress bar, a log, a file writer...)."""
+
+    def on_epoch_start(self, epoch: int, n_batches: int, lr: float) -> None: ...
+
+    def on_batch(self, epoch: int, batch: int, loss: float, correct: int, seen: int) -> None:
+        """After each step: the batch's loss, and correct/seen counts so far this epoch."""
+
+    def on_epoch_end(self, metrics: EpochMetrics) -> None: ...
+
+
+class TrainingDiverged(ArithmeticError):
+    """The loss became infinite or NaN: the learning rate is too high for this model."""
+
+
+def build_model(config: TrainConfig, info: DatasetInfo, dtype: Any = None) -> nn.MLP:
+    """The MLP ``info.n_features → hidden... → info.n_classes`` of ``config``, seeded."""
+    init_rng, _ = _streams(config.seed)
+    return nn.MLP(
+        info.n_features,
+        list(config.hidden),
+        info.n_classes,
+        activation=config.activation,
+        dropout=config.dropout,
+        dtype=dtype,
+        rng=init_rng,
+    )
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> optim.Optimizer:
+    """``config.optimizer`` over the model's parameters with its lr and weight decay."""
+    params = list(model.parameters())
+    if config.optimizer == "sgd":
+        return optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "adam":
+        return optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    # Independent streams for the weights (and dropout) and for the batch order, so that
+    # changing one (e.g. adding dropout) does not reshuffle the other.
+    init, shuffle = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(init), np.random.default_rng(shuffle)
+
+
+def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 2048) -> Evaluation:
+    """Mean cross-entropy, accuracy and predictions of ``model`` on ``(x, y)``.
+
+    Runs in evaluation mode without recording a graph, in chunks of ``batch_size`` rows;
+    the model's training/evaluation mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    total, preds = 0.0, []
+    try:
+        with no_grad():
+            for start in range(0, len(y), batch_size):
+                logits = model(Tensor.from_numpy(x[start : start + batch_size]))
+                target = y[start : start + batch_size]
+                total += float(cross_entropy(logits, target, "sum").item())
+                preds.append(logits.numpy().argmax(axis=1))
+    finally:
+        model.train(was_training)
+    predictions = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+    n = max(len(y), 1)
+    return Evaluation(total / n, float(np.mean(predictions == y)) if len(y) else 0.0, predictions)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts ``C[i, j]`` of samples of true class i predicted as class j."""
+    counts = np.bincount(
+        np.asarray(y_true) * n_classes + np.asarray(y_pred), minlength=n_classes * n_classes
+    )
+    return counts.reshape(n_classes, n_classes)
+
+
+@contextlib.contextmanager
+def blas_threads(limit: int | None) -> Iterator[None]:
+    """Limit NumPy's BLAS to ``limit`` threads inside the block (None: leave it alone).
+
+    Uses ``threadpoolctl`` (installed with scikit-learn, chainrule's ``data`` extra); without
+    it the block runs unchanged.
+    """
+    if limit is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+        yield
+        return
+    with threadpool_limits(limits=limit, user_api="blas"):
+        yield
+
+
+def auto_threads(config: TrainConfig, info: DatasetInfo) -> int | None:
+    """1 when every matrix product of a step is small (see ``SMALL_PRODUCT``), else None."""
+    sizes = [info.n_features, *config.hidden, info.n_classes]
+    largest = max(a * b for a, b in itertools.pairwise(sizes)) * config.batch_size
+    return 1 if largest <= SMALL_PRODUCT else None
+
+
+def fit(
+    model: nn.Module,
+    splits: DatasetSplits,
+    config: TrainConfig,
+    reporter: Reporter | None = None,
+    threads: int | Literal["auto"] | None = "auto",
+) -> list[EpochMetrics]:
+    """Train ``model`` on ``splits.train`` as ``config`` says; return the metrics per epoch.
+
+    Softmax cross-entropy, mini-batches reshuffled every epoch (seeded by
+    ``config.seed``), the optimiser and schedule of ``config``. After every epoch the
+    model is measured on both splits and ``reporter.on_epoch_end`` gets the numbers, so
+    a caller can save the model and the metrics there: an exception or Ctrl-C in a later
+    epoch leaves what was saved intact.
+
+    Args:
+        model: maps (batch, n_features) to (batch, n_classes) logits, e.g. ``build_model``.
+        splits: from ``chainrule.data.load_dataset``.
+        config: hyperparameters (``dataset`` is not read here: ``splits`` is the data).
+        reporter: progress callbacks, or None.
+        threads: BLAS threads while training: ``"auto"`` (one for small networks, see
+            ``SMALL_PRODUCT``), an int, or None for NumPy's own setting.
+
+    Raises:
+        TrainingDiverged: a batch's loss was inf or NaN (lower the learning rate).
+
+    Example:
+        >>> from chainrule.data import load_dataset
+        >>> from chainrule.training import build_model, default_config, fit
+        >>> splits = load_dataset("moons")
+        >>> config = default_config("moons", epochs=3)
+        >>> history = fit(build_model(config, splits.info), splits, config)
+        >>> len(history), history[-1].test_acc > 0.8
+        (3, True)
+    """
+    check_config(config)
+    limit = auto_threads(config, splits.info) if threads == "auto" else threads
+    _, shuffle_rng = _streams(config.seed)
+    seed = int(shuffle_rng.integers(2**63))
+    loader = DataLoader(splits.train, batch_size=config.batch_size, shuffle=True, seed=seed)
+    optimizer = build_optimizer(model, config)
+    scheduler = (
+        CosineAnnealingLR(optimizer, T_max=config.epochs) if config.schedule == "cosine" else None
+    )
+    history: list[EpochMetrics] = []
+    # Overflow warnings would only repeat, less clearly, what TrainingDiverged says.
+    with blas_threads(limit), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for epoch in range(1, config.epochs + 1):
+            lr = float(optimizer.param_groups[0]["lr"])
+            if reporter is not None:
+                reporter.on_epoch_start(epoch, len(loader), lr)
+            start = time.perf_counter()
+            steps = _train_epoch(model, loader, optimizer, epoch, reporter)
+            seconds = time.perf_counter() - start
+            if scheduler is not None:
+                scheduler.step()
+            train = evaluate(model, splits.x_train, splits.y_train)
+            test = evaluate(model, splits.x_test, splits.y_test)
+            metrics = EpochMetrics(
+                epoch, train.loss, train.accuracy, test.loss, test.accuracy, lr, seconds, steps
+            )
+            history.append(metrics)
+            if reporter is not None:
+                reporter.on_epoch_end(metrics)
+    return history
+
+
+def _train_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: optim.Optimizer,
+    epoch: int,
+    reporter: Reporter | None,
+) -> int:
+    model.train()
+    correct = seen = steps = 0
+    for x, y in loader:
+        target = y.numpy()
+        optimizer.zero_grad()
+        logits = model(x)
+        loss = cross_entropy(logits, target)
+        loss.backward()
+        optimizer.step()
+        steps += 1
+        value = float(loss.item())
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"fit: the loss became {value} in epoch {epoch}, step {steps}: the learning "
+                f"rate {optimizer.param_groups[0]['lr']:g} is too high for this model; "
+                "lower it (e.g. by 10x)"
+            )
+        if reporter is not None:
+            correct += int(np.count_nonzero(logits.numpy().argmax(axis=1) == target))
+            seen += len(target)
+            reporter.on_batch(epoch, steps, value, correct, seen)
+    return steps
