@@ -9,8 +9,9 @@ in float32, at three sizes:
 
 "hand-written NumPy" is ``chainrule.lecture.matrix``: the lecture's equations
 (f_k = β_k + Ω_k h_k, ∂ℓ/∂Ω_k = ∂ℓ/∂f_k h_kᵀ, ∂ℓ/∂f_{k-1} = 𝕀[f_{k-1} > 0] ⊙ Ω_kᵀ ∂ℓ/∂f_k).
-All three start from the same weights and see the same batch; steps are interleaved
-(chainrule, NumPy, PyTorch, chainrule, ...) after a warm-up, and the table shows medians.
+All three start from the same weights and see the same batch; they run in alternating
+blocks of steps (chainrule, NumPy, PyTorch, chainrule, ...) after a warm-up, and the table
+shows medians.
 
 Also: the per-operation overhead of a tiny elementwise op and a tiny matmul (forward and
 backward), chainrule vs PyTorch.
@@ -98,22 +99,29 @@ def make_steps(sizes: list[int], batch: int) -> dict[str, Callable[[], float]]:
     return {"chainrule": chainrule_step, "numpy": numpy_step, "pytorch": torch_step}
 
 
-def interleaved(steps: dict[str, Callable[[], Any]], repeats: int, warmup: int) -> dict[str, float]:
-    """Median seconds per call of each candidate, timed in turn (A B C, B C A, C A B, ...):
-    the order rotates, so that each candidate follows each other one equally often."""
+def interleaved(
+    steps: dict[str, Callable[[], Any]], repeats: int, warmup: int, block: int = 4
+) -> dict[str, float]:
+    """Median seconds per call of each candidate, measured in alternating blocks.
+
+    Rounds of A A A A B B B B C C C C, the order rotating each round, after a warm-up. The
+    first call of each block is run but not timed: two libraries share these cores, and
+    each one's idle threads (OpenBLAS's, PyTorch's OpenMP pool) spin for a while after
+    its last call and would slow down the first call of the next candidate.
+    """
     for _ in range(warmup):
         for step in steps.values():
             step()
     names = list(steps)
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for r in range(repeats):
+    rounds = max(1, -(-repeats // block))
+    for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            # PyTorch's OpenMP threads spin for a moment after each call and would slow
-            # whatever runs next on these cores: a short pause lets them go idle first.
-            time.sleep(0.002)
-            t0 = time.perf_counter()
-            steps[name]()
-            times[name].append(time.perf_counter() - t0)
+            steps[name]()  # settles the threads after the switch
+            for _ in range(block):
+                t0 = time.perf_counter()
+                steps[name]()
+                times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -139,7 +147,7 @@ def op_overhead(repeats: int) -> None:
     print(f"\nper-op overhead, forward + backward, µs (median of {repeats} x 100 calls)")
     print(f"{'op':<14} {'chainrule':>10} {'pytorch':>10} {'ratio':>7}")
     for name, (ours, theirs) in ops_.items():
-        med = interleaved({"chainrule": run(ours), "pytorch": run(theirs)}, repeats, 3)
+        med = interleaved({"chainrule": run(ours), "pytorch": run(theirs)}, repeats, 3, block=10)
         cr, pt = med["chainrule"] * 1e4, med["pytorch"] * 1e4
         print(f"{name:<14} {cr:>10.1f} {pt:>10.1f} {cr / pt:>7.2f}")
 

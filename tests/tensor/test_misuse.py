@@ -189,3 +189,13 @@ def test_inplace_into_a_read_only_broadcast_view_says_to_copy() -> None:
     view = _t(3).broadcast_to(2, 3)
     with pytest.raises(ValueError, match="read-only"):
         view += 1.0
+
+
+def test_cross_entropy_leaves_its_logits_unchanged_in_either_memory_order() -> None:
+    from chainrule.tensor.ops.loss import cross_entropy
+
+    for logits in (np.arange(12.0).reshape(4, 3), np.asfortranarray(np.arange(12.0).reshape(4, 3))):
+        before = logits.copy()
+        t = Tensor(logits, requires_grad=True)
+        cross_entropy(t, np.array([0, 1, 2, 0])).backward()
+        np.testing.assert_array_equal(t.numpy(), before)

@@ -16,7 +16,7 @@ import numpy as np
 
 from chainrule.graph import toposort
 from chainrule.tensor import anomaly, grad_mode
-from chainrule.tensor.ops.shape import sum_to
+from chainrule.tensor.ops.shape import _sum_to, sum_to
 from chainrule.tensor.primitive import Context, fingerprint
 from chainrule.tensor.tensor import Tensor
 
@@ -86,6 +86,7 @@ def run_backward(
             if node in wanted or any(p in relevant for p in node._prev):
                 relevant.add(node)
 
+    anomaly_on = anomaly._State.enabled
     # IEEE results without warnings, as PyTorch: sqrt's rule at 0 gives inf, and so on.
     # detect_anomaly() is the tool that reports them.
     with grad_mode.set_grad_enabled(create_graph), np.errstate(divide="ignore", invalid="ignore"):
@@ -125,23 +126,26 @@ def run_backward(
             else:
                 call_args = ctx.raw  # the inputs' arrays, as the forward pass saw them
                 ans = node._data
-            rules, argnum_rule = prim.rules, prim.argnum_rule
+            if prim.residual:  # the rules take what the forward pass kept for them
+                kwargs = {**kwargs, "residual": None if create_graph else ctx.residual}
+            rules = prim.rules
             for i in ctx.parents:
                 parent = args[i]
                 if relevant is not None and parent not in relevant:
                     continue  # leads to no requested input: no work
-                if argnum_rule is None and i < len(rules) and rules[i] is not None:
-                    gi = rules[i](g, ans, *call_args, **kwargs)
-                else:
+                rule = rules[i] if i < len(rules) else None
+                if rule is not None:
+                    gi = rule(g, ans, *call_args, **kwargs)
+                else:  # one rule for every input, or an input that has none (an error)
                     gi = prim.vjp(i, g, ans, call_args, kwargs)
                 # Fit the gradient to its input, for every rule, here: sum a broadcast
                 # gradient back to the input's shape and cast it to the input's dtype.
                 target = parent._data
                 if gi.shape != target.shape:
-                    gi = sum_to(gi, target.shape)
+                    gi = sum_to(gi, target.shape) if create_graph else _sum_to(gi, target.shape)
                 if gi.dtype != target.dtype:
                     gi = gi.astype(target.dtype)
-                if anomaly._State.enabled:
+                if anomaly_on:
                     _check_grad(ctx, i, gi)
                 prev = grads.get(parent)
                 if prev is None:
@@ -154,7 +158,9 @@ def run_backward(
                         owned.add(id(total))
                     grads[parent] = total
             if not retain_graph:
-                ctx.release()
+                # Release what the forward pass saved: its memory can go now.
+                ctx.raw = ctx.residual = None
+                ctx.args = ctx.tensors = ctx.versions = ()
                 node._prev = ()
 
     if wanted is not None:

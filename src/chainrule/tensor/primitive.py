@@ -38,12 +38,21 @@ ArgnumRule = Callable[[int, Any, Any, Sequence[Any], dict[str, Any]], Any]
 class Primitive:
     """A recorded operation: a NumPy function plus the VJP rule of each of its inputs."""
 
-    __slots__ = ("argnum_rule", "differentiable", "fn", "name", "rules")
+    __slots__ = ("argnum_rule", "differentiable", "fn", "name", "residual", "rules")
 
-    def __init__(self, fn: Callable[..., Any], name: str, differentiable: bool = True) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str,
+        differentiable: bool = True,
+        residual: bool = False,
+    ) -> None:
         self.fn = fn
         self.name = name
         self.differentiable = differentiable  # False: results never require a gradient
+        # True: fn returns (output, residual), an array its rules reuse (passed to them as
+        # ``residual=`` in a normal backward pass), e.g. the softmax of a cross-entropy.
+        self.residual = residual
         self.rules: tuple[VJPRule | None, ...] = ()
         self.argnum_rule: ArgnumRule | None = None
 
@@ -52,7 +61,7 @@ class Primitive:
             if isinstance(a, _Tensor):  # type: ignore[arg-type]
                 return apply(self, args, kwargs)
         # Arrays only (VJP rules in a normal backward pass): just NumPy, nothing recorded.
-        return self.fn(*args, **kwargs)
+        return self.fn(*args, **kwargs)[0] if self.residual else self.fn(*args, **kwargs)
 
     def vjp(
         self, argnum: int, g: Any, ans: Any, args: Sequence[Any], kwargs: dict[str, Any]
@@ -77,6 +86,13 @@ def primitive(fn: Callable[..., Any], name: str | None = None) -> Primitive:
     return Primitive(fn, name or fn.__name__)
 
 
+def primitive_with_residual(fn: Callable[..., Any], name: str | None = None) -> Primitive:
+    """Like ``primitive``, for an ``fn`` returning ``(output, residual)``: the residual is
+    kept for the backward pass and handed to the rules as ``residual=`` (None when the
+    rules run on Tensors, with create_graph, where they must recompute it differentiably)."""
+    return Primitive(fn, name or fn.__name__, residual=True)
+
+
 def nondifferentiable(fn: Callable[..., Any], name: str | None = None) -> Primitive:
     """An operation whose result carries no gradient (comparisons, sign, argmax)."""
     return Primitive(fn, name or fn.__name__, differentiable=False)
@@ -85,17 +101,29 @@ def nondifferentiable(fn: Callable[..., Any], name: str | None = None) -> Primit
 def defvjp(prim: Primitive, *rules: VJPRule | None) -> None:
     """Register one VJP rule per input: ``rule(g, ans, *inputs, **kwargs)``; None = no grad."""
     prim.rules = rules
+    prim.argnum_rule = None
 
 
 def defvjp_argnum(prim: Primitive, rule: ArgnumRule) -> None:
     """Register one rule for all inputs: ``rule(argnum, g, ans, inputs, kwargs)``."""
     prim.argnum_rule = rule
+    prim.rules = ()
 
 
 class Context:
     """What an operation saves for its backward pass."""
 
-    __slots__ = ("args", "kwargs", "parents", "prim", "raw", "tensors", "versions", "where")
+    __slots__ = (
+        "args",
+        "kwargs",
+        "parents",
+        "prim",
+        "raw",
+        "residual",
+        "tensors",
+        "versions",
+        "where",
+    )
 
     def __init__(
         self,
@@ -115,6 +143,7 @@ class Context:
         self.tensors = tensors  # the Tensor inputs, whose arrays the rules will read
         self.versions = versions  # version of each of them when it was saved
         self.where: list[str] | None = None  # creation stack, under detect_anomaly()
+        self.residual: Any = None  # what a primitive_with_residual kept for its rules
 
     @property
     def released(self) -> bool:
@@ -126,6 +155,7 @@ class Context:
         self.args = ()
         self.tensors = ()
         self.versions = ()
+        self.residual = None
 
 
 def fingerprint(a: np.ndarray) -> bytes:
@@ -172,6 +202,9 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any
         out = prim.fn(*raw, **kwargs)
     except (ValueError, TypeError, IndexError) as exc:
         raise _explain(prim, raw, exc) from None
+    residual = None
+    if prim.residual:
+        out, residual = out
     if type(out) is not np.ndarray:
         out = np.asarray(out)  # NumPy returns scalars from 0-d computations
     t = tensor_type._wrap(out)
@@ -189,6 +222,7 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any
             tuple(tensors),
             tuple([a._version[0] for a in tensors]),
         )
+        t._ctx.residual = residual
         if anomaly._State.enabled:
             t._ctx.where = traceback.format_stack()[:-2]
     return t

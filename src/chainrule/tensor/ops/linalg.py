@@ -64,9 +64,10 @@ def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -
 
 def _linear_weight_rule(g: Any, ans: Any, x: Any, weight: Any, bias: Any = None) -> Any:
     # ∂ℓ/∂Ω = Σ_batch ∂ℓ/∂f hᵀ: one matrix product over all leading (batch) axes.
-    g2 = g.reshape((-1, g.shape[-1]))
-    x2 = x.reshape((-1, x.shape[-1]))
-    return matmul(g2.T, x2)
+    if g.ndim != 2:
+        g = g.reshape((-1, g.shape[-1]))
+        x = x.reshape((-1, x.shape[-1]))
+    return matmul(g.T, x)
 
 
 linear = primitive(_linear, "linear")

@@ -7,6 +7,7 @@ gradient whose input was broadcast, so no other rule has to think about it.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -16,20 +17,28 @@ from chainrule.tensor.primitive import defvjp, defvjp_argnum, primitive
 Shape = tuple[int, ...]
 
 
+@functools.lru_cache(maxsize=512)
+def _reduction(src: Shape, dst: Shape) -> tuple[tuple[int, ...], bool]:
+    """The axes that sum ``src`` down to ``dst``, and whether a reshape follows."""
+    lead = len(src) - len(dst)
+    if lead < 0 or any(n not in (1, src[lead + i]) for i, n in enumerate(dst)):
+        # Not a broadcast of `dst`: a reshape would silently scramble the elements.
+        raise ValueError(f"sum_to: shape {src} is not a broadcast of {dst}")
+    kept = tuple(lead + i for i, n in enumerate(dst) if n == 1 and src[lead + i] != 1)
+    # keepdims + reshape also when dst is () : a full reduction would give a NumPy scalar.
+    return tuple(range(lead)) + kept, bool(kept) or not dst
+
+
 def _sum_to(x: np.ndarray, shape: Shape) -> np.ndarray:
     """Sum ``x`` down to ``shape``, undoing NumPy broadcasting (leading axes, size-1 axes)."""
     if x.shape == shape:
         return x
-    lead = x.ndim - len(shape)
-    if lead < 0 or any(n not in (1, x.shape[lead + i]) for i, n in enumerate(shape)):
-        # Not a broadcast of `shape`: the reshape below would silently scramble the elements.
-        raise ValueError(f"sum_to: shape {x.shape} is not a broadcast of {shape}")
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1
-    )
-    # np.add.reduce: the ufunc itself, without np.sum's Python wrapper (a hot path: every
-    # broadcast gradient, e.g. every bias, passes here).
-    return np.add.reduce(x, axis=axes, keepdims=True).reshape(shape)
+    axes, keep = _reduction(x.shape, tuple(shape))
+    # np.add.reduce: the ufunc itself, without np.sum's Python wrapper; the axes are
+    # cached per pair of shapes. A hot path: every broadcast gradient (every bias) is here.
+    if keep:
+        return np.add.reduce(x, axis=axes, keepdims=True).reshape(shape)
+    return np.add.reduce(x, axis=axes)
 
 
 sum_to = primitive(_sum_to, "sum_to")
