@@ -84,7 +84,7 @@ def test_call_runs_forward_and_a_missing_forward_says_so() -> None:
     x = Tensor(np.ones((2, 3)))
     block = Block()
     np.testing.assert_array_equal(block(x).numpy(), block.forward(x).numpy())
-    with pytest.raises(NotImplementedError, match="must define forward"):
+    with pytest.raises(TypeError, match="must define forward"):
         nn.Module()(x)
 
 

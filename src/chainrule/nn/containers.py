@@ -52,7 +52,7 @@ class ModuleList(Module):
         return self._items[index]
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
+        raise TypeError(
             "ModuleList.forward: a ModuleList only holds modules; loop over it in your own "
             "forward(), or use Sequential to chain them."
         )

@@ -64,7 +64,7 @@ class Module:
     training: bool = True
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
+        raise TypeError(
             f"{type(self).__name__}.forward: a Module subclass must define forward(); "
             "module(x) calls it."
         )

@@ -21,12 +21,13 @@ Example:
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Any
 
 from chainrule.optim.optimizer import Optimizer
 
 
-class LRScheduler:
+class LRScheduler(ABC):
     """Base class: sets ``group['lr'] = get_lr()`` for every group at each ``step()``."""
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
@@ -47,8 +48,9 @@ class LRScheduler:
         """The learning rate of each group at step ``self.last_epoch``."""
         return [self._factor(self.last_epoch, lr0) for lr0 in self.base_lrs]
 
+    @abstractmethod
     def _factor(self, t: int, lr0: float) -> float:
-        raise NotImplementedError
+        """The learning rate at step t for a group that started at lr0."""
 
     def step(self) -> None:
         """Advance the schedule by one and set the optimiser's learning rates."""

@@ -12,6 +12,7 @@ allocated once: a step records nothing (no graph) and allocates nothing after th
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,7 +25,7 @@ ParamGroup = dict[str, Any]
 Params = Iterable[Tensor] | Iterable[ParamGroup]
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Base class: ``step()`` updates every parameter that has a ``.grad``.
 
     Args:
@@ -131,6 +132,7 @@ class Optimizer:
                     p._version[0] += 1  # graphs recorded with the old values are now stale
         return loss
 
+    @abstractmethod
     def _update(
         self,
         p: np.ndarray,
@@ -139,7 +141,7 @@ class Optimizer:
         group: ParamGroup,
         tmp: list[np.ndarray],
     ) -> None:
-        raise NotImplementedError
+        """Update the array ``p`` in place from ``grad`` (each optimiser's own formula)."""
 
     def _buffers(self, p: Tensor) -> list[np.ndarray]:
         """Two scratch arrays of p's shape, allocated on the first step and reused after."""
