@@ -85,9 +85,7 @@ def _record(ufunc: np.ufunc, method: str, inputs: list[Any], result: Array) -> O
             f"{ufunc.__name__}.reduce", "reduction", shapes, int(np.size(inputs[0])) - result.size
         )
     if method != "__call__":
-        raise ValueError(
-            f"FLOP count: ufunc method {ufunc.__name__}.{method} is not counted"
-        )
+        raise ValueError(f"FLOP count: ufunc method {ufunc.__name__}.{method} is not counted")
     return OpRecord(ufunc.__name__, "elementwise", shapes, result.size)
 
 

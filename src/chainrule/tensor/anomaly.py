@@ -8,8 +8,7 @@ a pass over each array, so use it to debug, not to train.
 
 from __future__ import annotations
 
-from contextlib import ContextDecorator
-from typing import Any
+from chainrule.tensor.grad_mode import FlagContext
 
 
 class AnomalyError(FloatingPointError):
@@ -24,15 +23,7 @@ def is_anomaly_enabled() -> bool:
     return _State.enabled
 
 
-class detect_anomaly(ContextDecorator):
+class detect_anomaly(FlagContext):
     """Check every forward result and every gradient for NaN and infinity."""
 
-    def __init__(self) -> None:
-        self._saved: list[bool] = []  # a stack: one instance may be entered recursively
-
-    def __enter__(self) -> None:
-        self._saved.append(_State.enabled)
-        _State.enabled = True
-
-    def __exit__(self, *exc: Any) -> None:
-        _State.enabled = self._saved.pop()
+    state, value = _State, True

@@ -39,29 +39,34 @@ class set_grad_enabled:
         _State.enabled = self.prev
 
 
-class no_grad(ContextDecorator):
+class FlagContext(ContextDecorator):
+    """Set a global switch (``state.enabled``) inside a ``with`` block or a decorated call.
+
+    The previous values are kept on a stack, so one instance may be entered recursively
+    (a decorated recursive function) and still restore the right value on each exit.
+    """
+
+    state: Any  # a class with a boolean ``enabled`` attribute
+    value: bool
+
+    def __init__(self) -> None:
+        self._saved: list[bool] = []
+
+    def __enter__(self) -> None:
+        self._saved.append(self.state.enabled)
+        self.state.enabled = self.value
+
+    def __exit__(self, *exc: Any) -> None:
+        self.state.enabled = self._saved.pop()
+
+
+class no_grad(FlagContext):
     """Record nothing inside: results have ``requires_grad=False`` and keep no graph."""
 
-    def __init__(self) -> None:
-        self._saved: list[bool] = []  # a stack: one instance may be entered recursively
-
-    def __enter__(self) -> None:
-        self._saved.append(_State.enabled)
-        _State.enabled = False
-
-    def __exit__(self, *exc: Any) -> None:
-        _State.enabled = self._saved.pop()
+    state, value = _State, False
 
 
-class enable_grad(ContextDecorator):
+class enable_grad(FlagContext):
     """Record operations inside, even within ``no_grad``."""
 
-    def __init__(self) -> None:
-        self._saved: list[bool] = []  # a stack: one instance may be entered recursively
-
-    def __enter__(self) -> None:
-        self._saved.append(_State.enabled)
-        _State.enabled = True
-
-    def __exit__(self, *exc: Any) -> None:
-        _State.enabled = self._saved.pop()
+    state, value = _State, True
