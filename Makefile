@@ -26,8 +26,8 @@ demo: $(VENV)/.installed-run
 	$(BIN)/chainrule demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks notebooks
+	$(BIN)/ruff format --check src tests benchmarks notebooks
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy

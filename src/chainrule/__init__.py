@@ -1,7 +1,8 @@
 """chainrule: backpropagation made visible and fast.
 
 - ``Value``: the scalar engine (micrograd-compatible), ``chainrule.scalar``.
-- ``Tensor``: the NumPy-backed tensor engine, ``chainrule.tensor``.
+- ``Tensor``: the NumPy-backed tensor engine, ``chainrule.tensor`` (with ``concatenate``,
+  ``stack``, ``where``, ``maximum``, ``minimum`` here for convenience).
 - ``draw_dot`` / ``to_dot``: pictures of computation graphs.
 - ``func``: grad, vjp, jvp, jacobian, hessian, hvp; ``gradcheck``: finite differences.
 - ``save`` / ``load``: model files (state dicts with JSON metadata), ``chainrule.io``.
@@ -25,6 +26,8 @@ from chainrule.tensor import (
     set_default_dtype,
     set_grad_enabled,
 )
+from chainrule.tensor.join import cat, concatenate, stack
+from chainrule.tensor.ops import maximum, minimum, where
 
 __version__ = "0.1.0"
 
@@ -33,6 +36,8 @@ __all__ = [
     "Tensor",
     "Value",
     "__version__",
+    "cat",
+    "concatenate",
     "default_dtype",
     "detect_anomaly",
     "draw_dot",
@@ -42,12 +47,16 @@ __all__ = [
     "gradcheck",
     "is_grad_enabled",
     "load",
+    "maximum",
+    "minimum",
     "nn",
     "no_grad",
     "optim",
     "save",
     "set_default_dtype",
     "set_grad_enabled",
+    "stack",
     "to_dot",
     "toposort",
+    "where",
 ]

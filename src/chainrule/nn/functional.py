@@ -52,11 +52,34 @@ def _math_erfc(x: np.ndarray) -> np.ndarray:
     return np.asarray(_erfc_object(x), dtype=np.result_type(x, np.float32))
 
 
-try:  # SciPy's vectorised erf is ~30x faster; it is an optional dependency (chainrule[data]).
-    from scipy.special import erf as _erf_np
-    from scipy.special import erfc as _erfc_np
-except ImportError:  # pragma: no cover - exercised by calling _math_erf directly in tests
-    _erf_np, _erfc_np = _math_erf, _math_erfc
+def _scipy_or_math(name: str) -> Any:
+    """SciPy's vectorised erf/erfc (~30x faster) if installed (an optional dependency,
+    chainrule[data]), else the math module's. Looked up on first use: importing
+    scipy.special takes ~0.25 s, which `import chainrule` should not pay."""
+    try:
+        import scipy.special
+
+        return getattr(scipy.special, name)
+    except ImportError:  # pragma: no cover - exercised by calling _math_erf directly in tests
+        return _math_erf if name == "erf" else _math_erfc
+
+
+def _erf_np(x: np.ndarray) -> np.ndarray:
+    global _erf_impl
+    if _erf_impl is None:
+        _erf_impl = _scipy_or_math("erf")
+    return _erf_impl(x)  # type: ignore[no-any-return]
+
+
+def _erfc_np(x: np.ndarray) -> np.ndarray:
+    global _erfc_impl
+    if _erfc_impl is None:
+        _erfc_impl = _scipy_or_math("erfc")
+    return _erfc_impl(x)  # type: ignore[no-any-return]
+
+
+_erf_impl: Any = None
+_erfc_impl: Any = None
 
 erf = primitive(_erf_np, "erf")
 erfc = primitive(_erfc_np, "erfc")
