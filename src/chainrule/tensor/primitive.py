@@ -131,9 +131,9 @@ class Context:
         args: tuple[Any, ...],
         raw: list[Any],
         kwargs: dict[str, Any],
-        parents: tuple[int, ...],
-        tensors: tuple[Tensor, ...],
-        versions: tuple[int, ...],
+        parents: Sequence[int],
+        tensors: Sequence[Tensor],
+        versions: Sequence[int],
     ) -> None:
         self.prim = prim
         self.args = args
@@ -180,12 +180,14 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any
 
     With no Tensor among the inputs, this is the plain NumPy function: VJP rules call
     primitives on arrays during a normal backward pass and must pay nothing for it.
+    This runs for every operation, so it is written for speed: one pass over the inputs,
+    the result tensor filled in place.
     """
     tensor_type = _Tensor
     assert tensor_type is not None
     raw = list(args)
-    parents: list[int] = []
     tensors: list[Tensor] = []
+    parents: list[int] = []
     for i, a in enumerate(args):
         if isinstance(a, tensor_type):
             raw[i] = a._data
@@ -212,19 +214,13 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any
         _check_forward(prim, out, raw)
     if parents and grad_mode._State.enabled and prim.differentiable and out.dtype.kind == "f":
         t._requires_grad = True
-        t._prev = tuple([args[i] for i in parents])
-        t._ctx = Context(
-            prim,
-            args,
-            raw,
-            kwargs,
-            tuple(parents),
-            tuple(tensors),
-            tuple([a._version[0] for a in tensors]),
+        t._prev = tuple([args[j] for j in parents])
+        ctx = t._ctx = Context(
+            prim, args, raw, kwargs, parents, tensors, [a._version[0] for a in tensors]
         )
-        t._ctx.residual = residual
+        ctx.residual = residual
         if anomaly._State.enabled:
-            t._ctx.where = traceback.format_stack()[:-2]
+            ctx.where = traceback.format_stack()[:-2]
     return t
 
 
