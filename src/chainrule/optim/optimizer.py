@@ -128,7 +128,7 @@ class Optimizer(ABC):
                             f"a gradient of shape {grad.shape}; they must match."
                         )
                     state = self.state.setdefault(p, {})
-                    self._update(p._data, grad, state, group, self._buffers(p))
+                    self._update(p._data, grad, state, group, self._buffers(p, group))
                     p._version[0] += 1  # graphs recorded with the old values are now stale
         return loss
 
@@ -143,12 +143,16 @@ class Optimizer(ABC):
     ) -> None:
         """Update the array ``p`` in place from ``grad`` (each optimiser's own formula)."""
 
-    def _buffers(self, p: Tensor) -> list[np.ndarray]:
-        """Two scratch arrays of p's shape, allocated on the first step and reused after."""
-        bufs = self._scratch.get(id(p))
-        if bufs is None:
-            bufs = [np.empty_like(p._data), np.empty_like(p._data)]
-            self._scratch[id(p)] = bufs
+    def _scratch_needed(self, group: ParamGroup) -> int:
+        """How many scratch arrays of a parameter's shape ``_update`` uses for this group."""
+        return 2
+
+    def _buffers(self, p: Tensor, group: ParamGroup) -> list[np.ndarray]:
+        """Scratch arrays of p's shape, allocated on the first step and reused after; only
+        as many as the update needs (each is as large as the parameter)."""
+        bufs = self._scratch.setdefault(id(p), [])
+        while len(bufs) < self._scratch_needed(group):
+            bufs.append(np.empty_like(p._data))
         return bufs
 
     # -- saving and loading ------------------------------------------------------------------

@@ -68,6 +68,11 @@ class SGD(Optimizer):
                 f"{group['momentum']}, dampening={group['dampening']}."
             )
 
+    def _scratch_needed(self, group: ParamGroup) -> int:
+        # Plain SGD (and momentum without dampening) needs one; the second is for the
+        # dampened or Nesterov momentum terms.
+        return 2 if group["nesterov"] or group["dampening"] != 0 else 1
+
     def _update(
         self,
         p: np.ndarray,
@@ -77,7 +82,7 @@ class SGD(Optimizer):
         tmp: list[np.ndarray],
     ) -> None:
         lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-        a, b = tmp
+        a = tmp[0]
         d = grad  # never written: .grad belongs to the user
         if wd != 0:
             np.multiply(p, wd, out=a)
@@ -92,9 +97,11 @@ class SGD(Optimizer):
                 if group["dampening"] == 0:
                     buf += d
                 else:
+                    b = tmp[1]
                     np.multiply(d, 1 - group["dampening"], out=b)
                     buf += b
             if group["nesterov"]:
+                b = tmp[1]
                 np.multiply(buf, mu, out=b)
                 b += d
                 d = b
