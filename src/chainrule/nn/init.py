@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from chainrule.nn.rng import RNG, as_generator
+from chainrule.tensor.primitive import mark_modified
 from chainrule.tensor.tensor import Tensor
 
 Mode = Literal["fan_in", "fan_out"]
@@ -63,7 +64,7 @@ def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
     # Write into the existing array: the Parameter (and any optimiser holding it) is kept.
     # The version bump marks graphs recorded with the old values as stale.
     np.copyto(tensor._data, values, casting="same_kind")
-    tensor._version[0] += 1
+    mark_modified(tensor)
     return tensor
 
 

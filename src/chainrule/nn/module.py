@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, Self
 
 import numpy as np
 
+from chainrule.tensor.primitive import mark_modified
 from chainrule.tensor.tensor import Tensor
 
 
@@ -216,7 +217,7 @@ class Module:
         for name, p in own.items():
             if name in given:
                 np.copyto(p._data, given[name])
-                p._version[0] += 1  # a graph recorded before the load is now stale
+                mark_modified(p)  # a graph recorded before the load is now stale
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.tensor import grad_mode
+from chainrule.tensor.primitive import mark_modified
 from chainrule.tensor.tensor import Tensor
 
 ParamGroup = dict[str, Any]
@@ -116,20 +117,28 @@ class Optimizer(ABC):
         if closure is not None:
             with grad_mode.enable_grad():
                 loss = closure()
-        with grad_mode.no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    grad = p.grad._data
-                    if grad.shape != p._data.shape:
-                        raise RuntimeError(
-                            f"{type(self).__name__}.step: a parameter of shape {p.shape} has "
-                            f"a gradient of shape {grad.shape}; they must match."
-                        )
-                    state = self.state.setdefault(p, {})
-                    self._update(p._data, grad, state, group, self._buffers(p, group))
-                    p._version[0] += 1  # graphs recorded with the old values are now stale
+        # _update works on the arrays: nothing here is recorded, no grad mode is needed.
+        state, scratch = self.state, self._scratch
+        for group in self.param_groups:
+            needed = self._scratch_needed(group)
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                grad, data = g._data, p._data
+                if grad.shape != data.shape:
+                    raise RuntimeError(
+                        f"{type(self).__name__}.step: a parameter of shape {p.shape} has "
+                        f"a gradient of shape {grad.shape}; they must match."
+                    )
+                s = state.get(p)
+                if s is None:
+                    s = state[p] = {}
+                bufs = scratch.get(id(p))
+                if bufs is None or len(bufs) < needed:
+                    bufs = self._buffers(p, needed)
+                self._update(data, grad, s, group, bufs)
+                mark_modified(p)  # graphs recorded with the old values are now stale
         return loss
 
     @abstractmethod
@@ -147,11 +156,11 @@ class Optimizer(ABC):
         """How many scratch arrays of a parameter's shape ``_update`` uses for this group."""
         return 2
 
-    def _buffers(self, p: Tensor, group: ParamGroup) -> list[np.ndarray]:
+    def _buffers(self, p: Tensor, needed: int) -> list[np.ndarray]:
         """Scratch arrays of p's shape, allocated on the first step and reused after; only
         as many as the update needs (each is as large as the parameter)."""
         bufs = self._scratch.setdefault(id(p), [])
-        while len(bufs) < self._scratch_needed(group):
+        while len(bufs) < needed:
             bufs.append(np.empty_like(p._data))
         return bufs
 

@@ -17,7 +17,7 @@ import numpy as np
 from chainrule.graph import toposort
 from chainrule.tensor import anomaly, grad_mode
 from chainrule.tensor.ops.shape import _sum_to, sum_to
-from chainrule.tensor.primitive import Context, fingerprint
+from chainrule.tensor.primitive import Context, _clock, fingerprint
 from chainrule.tensor.tensor import Tensor
 
 
@@ -56,6 +56,14 @@ def _check_grad(ctx: Context, argnum: int, gi: Any) -> None:
         )
 
 
+def _freed(ctx: Context, node: Tensor) -> RuntimeError:
+    return RuntimeError(
+        f"backward: the graph through '{ctx.prim.name}' ({describe(node)}) was freed by an "
+        "earlier backward(). Pass retain_graph=True to the first backward() to "
+        "backpropagate through it again, or recompute the forward pass."
+    )
+
+
 def run_backward(
     root: Tensor,
     seed: Any,
@@ -71,6 +79,9 @@ def run_backward(
     pass that raises leaves every ``.grad`` as it was. With ``inputs``, nothing is
     accumulated and the gradients of those tensors are returned (None where unused).
     """
+    if inputs is None and not create_graph and not anomaly._State.enabled:
+        _store_grads(_backward_arrays(root, seed, retain_graph), create_graph=False)
+        return []
     order = toposort(root)
     grads: dict[Tensor, Any] = {root: seed}
     owned: set[int] = set()  # ids of sums this pass allocated: safe to add into in place
@@ -107,16 +118,9 @@ def run_backward(
             if ctx is None:
                 continue
             if ctx.raw is None:
-                raise RuntimeError(
-                    f"backward: the graph through '{ctx.prim.name}' ({describe(node)}) was "
-                    "freed by an earlier backward(). Pass retain_graph=True to the first "
-                    "backward() to backpropagate through it again, or recompute the forward "
-                    "pass."
-                )
-            for a, version in zip(ctx.tensors, ctx.versions, strict=True):
-                if a._version[0] != version or a._fp is not None:
-                    _check_saved(ctx)
-                    break
+                raise _freed(ctx, node)
+            if ctx.stamp != _clock[0]:
+                _check_saved(ctx)
             prim, args, kwargs = ctx.prim, ctx.args, ctx.kwargs
             if create_graph:
                 call_args: Sequence[Any] = args
@@ -167,6 +171,74 @@ def run_backward(
         return results
     _store_grads(done, create_graph)
     return []
+
+
+def _backward_arrays(root: Tensor, seed: np.ndarray, retain_graph: bool) -> list[Any]:
+    """``run_backward`` for the common case, on arrays: ``loss.backward()``.
+
+    The same walk and the same steps as the general loop above, without what that case
+    never needs (requested inputs, a recorded backward pass, anomaly checks): this loop
+    runs once per graph node of every training step. Returns the (tensor, gradient)
+    pairs to store in ``.grad``.
+    """
+    order = toposort(root)
+    grads: dict[Tensor, Any] = {root: seed}
+    owned: set[int] = set()  # ids of sums this pass allocated: safe to add into in place
+    done: list[tuple[Tensor, Any]] = []
+    clock = _clock[0]
+    with grad_mode.set_grad_enabled(False), np.errstate(divide="ignore", invalid="ignore"):
+        while order:
+            node = order.pop()  # drop the list's reference: the node can be freed after
+            g = grads.pop(node, None)
+            if g is None:
+                continue
+            if owned:
+                owned.discard(id(g))
+            if node._hooks:
+                g = _run_hooks(node, g, False)
+            ctx = node._ctx
+            if ctx is None:
+                done.append((node, g))
+                continue
+            if node._retains_grad:
+                done.append((node, g))
+            raw = ctx.raw
+            if raw is None:
+                raise _freed(ctx, node)
+            if ctx.stamp != clock:  # something was changed in place since: was it saved?
+                _check_saved(ctx)
+            prim, args, kwargs = ctx.prim, ctx.args, ctx.kwargs
+            ans = node._data
+            if prim.residual:
+                kwargs = {**kwargs, "residual": ctx.residual}
+            rules = prim.rules
+            n_rules = len(rules)
+            for i in ctx.parents:
+                if i < n_rules and (rule := rules[i]) is not None:
+                    gi = rule(g, ans, *raw, **kwargs)
+                else:
+                    gi = prim.vjp(i, g, ans, raw, kwargs)
+                parent = args[i]
+                target = parent._data
+                if gi.shape != target.shape:
+                    gi = _sum_to(gi, target.shape)
+                if gi.dtype != target.dtype:
+                    gi = gi.astype(target.dtype)
+                prev = grads.get(parent)
+                if prev is None:
+                    grads[parent] = gi
+                elif id(prev) in owned:
+                    prev += gi
+                else:
+                    total = prev + gi
+                    if type(total) is np.ndarray:  # (0-d sums are NumPy scalars)
+                        owned.add(id(total))
+                    grads[parent] = total
+            if not retain_graph:
+                ctx.raw = ctx.residual = None
+                ctx.args = ctx.tensors = ctx.versions = ()
+                node._prev = ()
+    return done
 
 
 def _run_hooks(node: Tensor, g: Any, create_graph: bool) -> Any:

@@ -111,7 +111,7 @@ def defvjp_argnum(prim: Primitive, rule: ArgnumRule) -> None:
 
 
 class Context:
-    """What an operation saves for its backward pass."""
+    """What an operation saved for its backward pass."""
 
     __slots__ = (
         "args",
@@ -120,6 +120,7 @@ class Context:
         "prim",
         "raw",
         "residual",
+        "stamp",
         "tensors",
         "versions",
         "where",
@@ -134,6 +135,8 @@ class Context:
         parents: Sequence[int],
         tensors: Sequence[Tensor],
         versions: Sequence[int],
+        stamp: int = -1,
+        residual: Any = None,
     ) -> None:
         self.prim = prim
         self.args = args
@@ -142,8 +145,11 @@ class Context:
         self.parents = parents  # positions of the inputs that require a gradient
         self.tensors = tensors  # the Tensor inputs, whose arrays the rules will read
         self.versions = versions  # version of each of them when it was saved
+        # The modification clock when saved; -1 when a saved array had been handed out
+        # (its fingerprint must be compared). Unchanged clock: nothing can have changed.
+        self.stamp = stamp
         self.where: list[str] | None = None  # creation stack, under detect_anomaly()
-        self.residual: Any = None  # what a primitive_with_residual kept for its rules
+        self.residual = residual  # what a primitive_with_residual kept for its rules
 
     @property
     def released(self) -> bool:
@@ -156,6 +162,24 @@ class Context:
         self.tensors = ()
         self.versions = ()
         self.residual = None
+
+
+# How many in-place changes (and array hand-outs) there have been, in any tensor. A graph
+# node saved at clock value c needs no check of its inputs while the clock still reads c:
+# the common case (forward, then backward) pays one comparison per node, not a loop.
+_clock = [0]
+
+
+def mark_modified(t: Tensor) -> None:
+    """Record an in-place change of ``t``'s array: bump its version and the clock."""
+    t._version[0] += 1
+    _clock[0] += 1
+
+
+def mark_handed_out(t: Tensor) -> None:
+    """``t``'s array is now held outside the engine and may be written through it."""
+    t._fp = fingerprint(t._data)
+    _clock[0] += 1
 
 
 def fingerprint(a: np.ndarray) -> bytes:
@@ -188,16 +212,22 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any
     raw = list(args)
     tensors: list[Tensor] = []
     parents: list[int] = []
-    for i, a in enumerate(args):
+    prev: list[Tensor] = []
+    stamp = _clock[0]
+    i = -1
+    for a in args:
+        i += 1
         if isinstance(a, tensor_type):
             raw[i] = a._data
             tensors.append(a)
             if a._requires_grad:
                 parents.append(i)
+                prev.append(a)
             if a._fp is not None:
                 # Its array was handed out (.data, .numpy(), from_numpy): sample it as saved,
                 # so that backward can tell if it was written through that handle since.
                 a._fp = fingerprint(a._data)
+                stamp = -1
     if not tensors:
         return prim.fn(*args, **kwargs)
     try:
@@ -210,16 +240,24 @@ def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any
     if type(out) is not np.ndarray:
         out = np.asarray(out)  # NumPy returns scalars from 0-d computations
     t = tensor_type._wrap(out)
-    if anomaly._State.enabled:
+    checking = anomaly._State.enabled
+    if checking:
         _check_forward(prim, out, raw)
-    if parents and grad_mode._State.enabled and prim.differentiable and out.dtype.kind == "f":
+    if prev and grad_mode._State.enabled and prim.differentiable and out.dtype.kind == "f":
         t._requires_grad = True
-        t._prev = tuple([args[j] for j in parents])
+        t._prev = tuple(prev)
         ctx = t._ctx = Context(
-            prim, args, raw, kwargs, parents, tensors, [a._version[0] for a in tensors]
+            prim,
+            args,
+            raw,
+            kwargs,
+            parents,
+            tensors,
+            [a._version[0] for a in tensors],
+            stamp,
+            residual,
         )
-        ctx.residual = residual
-        if anomaly._State.enabled:
+        if checking:
             ctx.where = traceback.format_stack()[:-2]
     return t
 

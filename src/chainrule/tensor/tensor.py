@@ -141,7 +141,7 @@ class Tensor(TensorMethods):
                 f"Tensor.from_numpy: expected a NumPy array, got {type(array).__name__}"
             )
         t = cls._wrap(array)
-        t._fp = primitive.fingerprint(array)  # the caller holds the array and may write to it
+        primitive.mark_handed_out(t)  # the caller holds the array and may write to it
         if requires_grad:
             t.requires_grad_(True)
         return t
@@ -153,13 +153,13 @@ class Tensor(TensorMethods):
         """The NumPy array (shared, not copied). Writing to it after a forward pass that
         saved this tensor makes that pass's backward raise an error."""
         if self._fp is None:
-            self._fp = primitive.fingerprint(self._data)
+            primitive.mark_handed_out(self)
         return self._data
 
     @data.setter
     def data(self, value: Any) -> None:
         self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
-        self._version[0] += 1
+        primitive.mark_modified(self)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -343,7 +343,7 @@ class Tensor(TensorMethods):
                 "first: t = Tensor(t.numpy())."
             )
         fn(self._data)
-        self._version[0] += 1
+        primitive.mark_modified(self)
         return self
 
     def __iadd__(self, other: Any) -> Tensor:
@@ -387,7 +387,7 @@ def _seed(out: Tensor, gradient: Any, op: str) -> np.ndarray:
                 "implicitly for a scalar output. Reduce it (out.sum().backward()) or pass "
                 f"gradient= an array of shape {out.shape} (d loss / d out)."
             )
-        return np.ones_like(out._data)
+        return np.ones(out._data.shape, out._data.dtype)
     # A copy: the seed may reach a leaf's .grad unchanged (through +), and must not stay
     # tied to the caller's array.
     g = np.array(_raw(gradient), dtype=out.dtype, copy=True)

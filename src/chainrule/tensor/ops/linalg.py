@@ -71,7 +71,7 @@ def _linear_weight_rule(g: Any, ans: Any, x: Any, weight: Any, bias: Any = None)
     if g.ndim != 2:
         g = g.reshape((-1, g.shape[-1]))
         x = x.reshape((-1, x.shape[-1]))
-    return matmul(g.T, x)
+    return g.T @ x  # the operator: NumPy's on arrays, recorded on Tensors (create_graph)
 
 
 def _linear_input_rule(g: Any, ans: Any, x: Any, weight: Any, bias: Any = None) -> Any:

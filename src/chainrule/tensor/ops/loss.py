@@ -6,6 +6,8 @@ Cross-entropy from logits z and class indices t, for row i:
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,7 @@ from chainrule.tensor.ops.reduce import softmax
 from chainrule.tensor.primitive import defvjp, primitive_with_residual
 
 
-def _check_targets(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+def _check_targets(logits: np.ndarray, target: Any) -> np.ndarray:
     t = target if isinstance(target, np.ndarray) else np.asarray(target)
     if logits.ndim != 2 or t.shape != logits.shape[:1]:
         raise ValueError(
@@ -27,7 +29,7 @@ def _check_targets(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
             "convert with .astype(np.int64) (one-hot targets: take argmax first)."
         )
     # One reduction instead of min and max: as unsigned, a negative index is huge.
-    if t.size and t.view(np.dtype(f"u{t.itemsize}")).max() >= logits.shape[1]:
+    if t.size and np.maximum.reduce(t.view(np.dtype(f"u{t.itemsize}"))) >= logits.shape[1]:
         raise ValueError(
             f"cross_entropy: class indices must lie in [0, {logits.shape[1] - 1}] for "
             f"{logits.shape[1]} classes; got values from {t.min()} to {t.max()}."
@@ -35,31 +37,61 @@ def _check_targets(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
     return t
 
 
+@functools.lru_cache(maxsize=64)
+def _columns(n: int) -> np.ndarray:
+    """0, 1, ..., n-1 (read-only, shared): the batch positions, for every step's batch."""
+    r = np.arange(n)
+    r.flags.writeable = False
+    return r
+
+
 def _cross_entropy(
     logits: np.ndarray, target: Any, reduction: str = "mean"
-) -> tuple[np.ndarray, np.ndarray]:
-    """The loss, and softmax(logits) kept as the residual for the backward pass."""
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The loss, and what the backward pass reuses: softmax(logits) and where the targets
+    sit in it."""
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(
             f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
         )
     t = _check_targets(logits, target)
+    out = _cross_entropy_arrays(logits, t, reduction, guard=False)
+    loss = out[0]
+    finite = np.isfinite(loss).all() if reduction == "none" else math.isfinite(loss)
+    if not finite:
+        # Some row holds inf or nan: redo it with a shift that keeps such rows apart.
+        out = _cross_entropy_arrays(logits, t, reduction, guard=True)
+    return out
+
+
+def _cross_entropy_arrays(
+    logits: np.ndarray, t: np.ndarray, reduction: str, guard: bool
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     # Work on the transpose, one class per row (the lecture's layout): NumPy reduces over
     # a short last axis one row at a time, 5-15x slower than down contiguous columns.
-    z = np.array(logits.T, order="C")  # a copy, always: it is shifted in place below
-    m = np.maximum.reduce(z, axis=0)
-    if not np.isfinite(m).all():
+    # Linear's outputs are stored that way already, so zt is usually contiguous.
+    n = t.shape[0]
+    zt = logits.T
+    if not zt.flags.c_contiguous:
+        zt = np.ascontiguousarray(zt)
+    m = np.maximum.reduce(zt, axis=0) if n else np.zeros(0, zt.dtype)
+    if guard:
         m = np.where(np.isfinite(m), m, 0)  # a row of -inf: NumPy gives inf/nan, as torch
-    z -= m
-    total = np.add.reduce(e := np.exp(z), axis=0)
-    per_row = np.log(total) - z[t, np.arange(t.shape[0])]
+    z = zt - m  # a new array: the logits are not touched
+    # Position of each target in the (classes, batch) array, flattened.
+    where = t * n
+    where += _columns(n)
+    e = np.exp(z)
+    total = np.add.reduce(e, axis=0)
+    per_row = np.log(total)
+    per_row -= z.reshape(-1).take(where)
     e /= total  # softmax, (classes, batch): reused by the backward pass
     if reduction == "none":
-        return per_row, e
+        return per_row, (e, where)
     loss = np.add.reduce(per_row)
     if reduction == "mean":
-        loss = loss / t.shape[0] if t.shape[0] else np.mean(per_row)  # empty: nan, as torch
-    return loss, e
+        loss = loss / n if n else np.mean(per_row)  # empty batch: nan, as torch
+    return loss, (e, where)
 
 
 def _cross_entropy_rule(
@@ -68,25 +100,26 @@ def _cross_entropy_rule(
     logits: Any,
     target: Any,
     reduction: str = "mean",
-    residual: np.ndarray | None = None,
+    residual: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Any:
-    t = np.asarray(target)
-    rows = np.arange(t.shape[0])
+    n = np.shape(target)[0]
     if reduction == "none":
-        scale = g.reshape((-1, 1))
+        scale = g.reshape((1, -1)) if residual is not None else g.reshape((-1, 1))
     elif reduction == "mean":
-        scale = g / max(t.shape[0], 1)
+        scale = g / max(n, 1)
     else:
         scale = g
     if residual is not None:
         # Arrays (a normal backward pass): (softmax - onehot) * scale from the forward's
         # softmax (classes × batch), in one new buffer, handed back as batch × classes.
-        col = scale.reshape(-1) if reduction == "none" else scale
-        d = residual * col
-        d[t, rows] -= col
+        e, where = residual
+        d = e * scale
+        flat = d.reshape(-1)  # a view: d is contiguous
+        flat[where] -= scale.reshape(-1) if reduction == "none" else scale
         return d.T
-    onehot = np.zeros(logits.shape, dtype=logits.dtype)  # Tensors (create_graph): recorded
-    onehot[rows, t] = 1
+    t = np.asarray(target)  # Tensors (create_graph): recorded, differentiable
+    onehot = np.zeros(logits.shape, dtype=logits.dtype)
+    onehot[_columns(n), t] = 1
     return (softmax(logits, axis=1) - onehot) * scale
 
 
