@@ -10,18 +10,20 @@ in float32, at three sizes:
 "hand-written NumPy" is ``chainrule.lecture.matrix``: the lecture's equations
 (f_k = β_k + Ω_k h_k, ∂ℓ/∂Ω_k = ∂ℓ/∂f_k h_kᵀ, ∂ℓ/∂f_{k-1} = 𝕀[f_{k-1} > 0] ⊙ Ω_kᵀ ∂ℓ/∂f_k).
 All three start from the same weights and see the same batch; they run in alternating
-blocks of steps (chainrule, NumPy, PyTorch, chainrule, ...) after a warm-up, and the table
-shows medians.
+blocks of steps (chainrule, NumPy, PyTorch, then another order, ...) after a warm-up, and
+the table shows medians (see ``interleaved`` for how the blocks are sized).
 
 Also: the per-operation overhead of a tiny elementwise op and a tiny matmul (forward and
 backward), chainrule vs PyTorch.
 
-Run:  .venv/bin/python benchmarks/mlp_step.py [--sizes small,medium,large] [--repeats N]
+Run:  .venv/bin/python benchmarks/mlp_step.py [--sizes small,medium,large] [--rounds N]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
 import os
 import platform
 import statistics
@@ -40,10 +42,10 @@ from chainrule.optim import SGD
 from chainrule.tensor import ops
 from chainrule.tensor.ops.loss import cross_entropy
 
-SIZES = {
-    "small": ([2, 16, 16, 2], 100, 400),
-    "medium": ([784, 256, 256, 10], 128, 60),
-    "large": ([1024, 4096, 4096, 10], 512, 8),
+SIZES = {  # layer sizes, batch, rounds (each candidate runs one block per round)
+    "small": ([2, 16, 16, 2], 100, 24),
+    "medium": ([784, 256, 256, 10], 128, 18),
+    "large": ([1024, 4096, 4096, 10], 512, 6),
 }
 LR = 0.01
 
@@ -100,25 +102,37 @@ def make_steps(sizes: list[int], batch: int) -> dict[str, Callable[[], float]]:
 
 
 def interleaved(
-    steps: dict[str, Callable[[], Any]], repeats: int, warmup: int, block: int = 4
+    steps: dict[str, Callable[[], Any]],
+    rounds: int,
+    warmup: int,
+    min_block: int = 2,
+    block_seconds: float = 0.02,
 ) -> dict[str, float]:
     """Median seconds per call of each candidate, measured in alternating blocks.
 
-    Rounds of A A A A B B B B C C C C, the order rotating each round, after a warm-up. The
-    first call of each block is run but not timed: two libraries share these cores, and
-    each one's idle threads (OpenBLAS's, PyTorch's OpenMP pool) spin for a while after
-    its last call and would slow down the first call of the next candidate.
+    Each round runs every candidate for one block of calls (A A A ... B B B ... C C C ...).
+    A block lasts at least ``block_seconds`` (and ``min_block`` calls): a library that
+    just took over the cores runs from cold caches, and the previous one's idle threads
+    (OpenBLAS's, PyTorch's OpenMP pool) spin for a while; blocks long enough to reach the
+    steady state that a training loop runs in keep that switching cost out of the
+    comparison. The first call of each block is run but not timed. The order of the
+    candidates goes through every permutation in turn, so that each one follows every
+    other one equally often.
     """
     for _ in range(warmup):
         for step in steps.values():
             step()
-    names = list(steps)
+    block = {}
+    for name, step in steps.items():
+        t0 = time.perf_counter()
+        step()
+        block[name] = max(min_block, math.ceil(block_seconds / (time.perf_counter() - t0)))
+    orders = list(itertools.permutations(steps))
     times: dict[str, list[float]] = {name: [] for name in steps}
-    rounds = max(1, -(-repeats // block))
     for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            steps[name]()  # settles the threads after the switch
-            for _ in range(block):
+        for name in orders[r % len(orders)]:
+            steps[name]()  # not timed: see above
+            for _ in range(block[name]):
                 t0 = time.perf_counter()
                 steps[name]()
                 times[name].append(time.perf_counter() - t0)
@@ -144,10 +158,10 @@ def op_overhead(repeats: int) -> None:
         "matmul 4x4": (lambda: (m @ n).backward(np.ones((4, 4), np.float32)),
                        lambda: (tm @ tn).backward(torch.ones(4, 4))),
     }  # fmt: skip
-    print(f"\nper-op overhead, forward + backward, µs (median of {repeats} x 100 calls)")
+    print(f"\nper-op overhead, forward + backward, µs (median, calls of 100 in {repeats} rounds)")
     print(f"{'op':<14} {'chainrule':>10} {'pytorch':>10} {'ratio':>7}")
     for name, (ours, theirs) in ops_.items():
-        med = interleaved({"chainrule": run(ours), "pytorch": run(theirs)}, repeats, 3, block=10)
+        med = interleaved({"chainrule": run(ours), "pytorch": run(theirs)}, repeats, 3)
         cr, pt = med["chainrule"] * 1e4, med["pytorch"] * 1e4
         print(f"{name:<14} {cr:>10.1f} {pt:>10.1f} {cr / pt:>7.2f}")
 
@@ -155,7 +169,7 @@ def op_overhead(repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="small,medium,large")
-    parser.add_argument("--repeats", type=int, default=0, help="steps per candidate (0: auto)")
+    parser.add_argument("--rounds", type=int, default=0, help="blocks per candidate (0: auto)")
     args = parser.parse_args()
 
     blas = ", ".join(
@@ -173,12 +187,12 @@ def main() -> None:
         f"{'size':<8}" + "".join(f"{c:>11}" for c in columns) + f"{'vs numpy':>10}{'vs torch':>10}"
     )
     for size in args.sizes.split(","):
-        sizes, batch, repeats = SIZES[size]
+        sizes, batch, rounds = SIZES[size]
         steps = make_steps(sizes, batch)
-        med = interleaved(steps, args.repeats or repeats, warmup=2)
+        med = interleaved(steps, args.rounds or rounds, warmup=2)
         cr, npy, pt = (med[k] * 1e3 for k in ("chainrule", "numpy", "pytorch"))
         print(f"{size:<8}{cr:>11.3f}{npy:>11.3f}{pt:>11.3f}{cr / npy:>10.2f}{cr / pt:>10.2f}")
-    op_overhead(200)
+    op_overhead(20)
 
 
 if __name__ == "__main__":

@@ -119,26 +119,30 @@ class Optimizer(ABC):
                 loss = closure()
         # _update works on the arrays: nothing here is recorded, no grad mode is needed.
         state, scratch = self.state, self._scratch
-        for group in self.param_groups:
-            needed = self._scratch_needed(group)
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                grad, data = g._data, p._data
-                if grad.shape != data.shape:
-                    raise RuntimeError(
-                        f"{type(self).__name__}.step: a parameter of shape {p.shape} has "
-                        f"a gradient of shape {grad.shape}; they must match."
-                    )
-                s = state.get(p)
-                if s is None:
-                    s = state[p] = {}
-                bufs = scratch.get(id(p))
-                if bufs is None or len(bufs) < needed:
-                    bufs = self._buffers(p, needed)
-                self._update(data, grad, s, group, bufs)
-                mark_modified(p)  # graphs recorded with the old values are now stale
+        updated = []
+        try:
+            for group in self.param_groups:
+                needed = self._scratch_needed(group)
+                for p in group["params"]:
+                    g = p.grad
+                    if g is None:
+                        continue
+                    grad, data = g._data, p._data
+                    if grad.shape != data.shape:
+                        raise RuntimeError(
+                            f"{type(self).__name__}.step: a parameter of shape {p.shape} has "
+                            f"a gradient of shape {grad.shape}; they must match."
+                        )
+                    s = state.get(p)
+                    if s is None:
+                        s = state[p] = {}
+                    bufs = scratch.get(id(p))
+                    if bufs is None or len(bufs) < needed:
+                        bufs = self._buffers(p, needed)
+                    self._update(data, grad, s, group, bufs)
+                    updated.append(p)
+        finally:
+            mark_modified(*updated)  # graphs recorded with the old values are now stale
         return loss
 
     @abstractmethod

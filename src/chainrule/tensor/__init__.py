@@ -5,7 +5,13 @@ from chainrule.tensor import ops
 from chainrule.tensor.anomaly import AnomalyError, detect_anomaly
 from chainrule.tensor.dtypes import default_dtype, get_default_dtype, set_default_dtype
 from chainrule.tensor.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from chainrule.tensor.primitive import Primitive, defvjp, defvjp_argnum, primitive
+from chainrule.tensor.primitive import (
+    Primitive,
+    defvjp,
+    defvjp_argnum,
+    defvjp_argnums,
+    primitive,
+)
 
 __all__ = [
     "AnomalyError",
@@ -14,6 +20,7 @@ __all__ = [
     "default_dtype",
     "defvjp",
     "defvjp_argnum",
+    "defvjp_argnums",
     "detect_anomaly",
     "enable_grad",
     "get_default_dtype",

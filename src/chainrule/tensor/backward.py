@@ -28,14 +28,20 @@ def describe(t: Tensor) -> str:
 
 
 def _check_saved(ctx: Context) -> None:
-    """Raise if an input saved for this node's backward was changed in place since."""
-    for a, version in zip(ctx.tensors, ctx.versions, strict=True):
+    """Raise if an input saved for this node's backward was changed in place since.
+
+    Called only when the modification clock has moved since the node was saved.
+    """
+    saved_at = ctx.stamp if ctx.stamp >= 0 else ~ctx.stamp
+    for a in ctx.args:
+        if not isinstance(a, Tensor):
+            continue
         raw_write = a._fp is not None and fingerprint(a._data) != a._fp
-        if a._version[0] != version or raw_write:
+        if a._version[1] > saved_at or raw_write:
             how = (
                 "written through .data or a NumPy view"
                 if raw_write
-                else f"version {version} -> {a._version[0]}"
+                else f"it has had {a._version[0]} in-place change(s) in all"
             )
             raise RuntimeError(
                 f"backward: the {describe(a)} that '{ctx.prim.name}' saved for its backward "
@@ -133,12 +139,17 @@ def run_backward(
             if prim.residual:  # the rules take what the forward pass kept for them
                 kwargs = {**kwargs, "residual": None if create_graph else ctx.residual}
             rules = prim.rules
-            for i in ctx.parents:
+            needed = ctx.parents
+            if relevant is not None:  # only inputs that lead to a requested one: no work
+                needed = [i for i in needed if args[i] in relevant]
+            joint = prim.argnums_rule
+            gis = joint(needed, g, ans, *call_args, **kwargs) if joint is not None else None
+            for k, i in enumerate(needed):
                 parent = args[i]
-                if relevant is not None and parent not in relevant:
-                    continue  # leads to no requested input: no work
                 rule = rules[i] if i < len(rules) else None
-                if rule is not None:
+                if gis is not None:
+                    gi = gis[k]
+                elif rule is not None:
                     gi = rule(g, ans, *call_args, **kwargs)
                 else:  # one rule for every input, or an input that has none (an error)
                     gi = prim.vjp(i, g, ans, call_args, kwargs)
@@ -164,7 +175,7 @@ def run_backward(
             if not retain_graph:
                 # Release what the forward pass saved: its memory can go now.
                 ctx.raw = ctx.residual = None
-                ctx.args = ctx.tensors = ctx.versions = ()
+                ctx.args = ()
                 node._prev = ()
 
     if wanted is not None:
@@ -186,58 +197,72 @@ def _backward_arrays(root: Tensor, seed: np.ndarray, retain_graph: bool) -> list
     owned: set[int] = set()  # ids of sums this pass allocated: safe to add into in place
     done: list[tuple[Tensor, Any]] = []
     clock = _clock[0]
-    with grad_mode.set_grad_enabled(False), np.errstate(divide="ignore", invalid="ignore"):
-        while order:
-            node = order.pop()  # drop the list's reference: the node can be freed after
-            g = grads.pop(node, None)
-            if g is None:
-                continue
-            if owned:
-                owned.discard(id(g))
-            if node._hooks:
-                g = _run_hooks(node, g, False)
-            ctx = node._ctx
-            if ctx is None:
-                done.append((node, g))
-                continue
-            if node._retains_grad:
-                done.append((node, g))
-            raw = ctx.raw
-            if raw is None:
-                raise _freed(ctx, node)
-            if ctx.stamp != clock:  # something was changed in place since: was it saved?
-                _check_saved(ctx)
-            prim, args, kwargs = ctx.prim, ctx.args, ctx.kwargs
-            ans = node._data
-            if prim.residual:
-                kwargs = {**kwargs, "residual": ctx.residual}
-            rules = prim.rules
-            n_rules = len(rules)
-            for i in ctx.parents:
-                if i < n_rules and (rule := rules[i]) is not None:
-                    gi = rule(g, ans, *raw, **kwargs)
-                else:
-                    gi = prim.vjp(i, g, ans, raw, kwargs)
-                parent = args[i]
-                target = parent._data
-                if gi.shape != target.shape:
-                    gi = _sum_to(gi, target.shape)
-                if gi.dtype != target.dtype:
-                    gi = gi.astype(target.dtype)
-                prev = grads.get(parent)
-                if prev is None:
-                    grads[parent] = gi
-                elif id(prev) in owned:
-                    prev += gi
-                else:
-                    total = prev + gi
-                    if type(total) is np.ndarray:  # (0-d sums are NumPy scalars)
-                        owned.add(id(total))
-                    grads[parent] = total
-            if not retain_graph:
-                ctx.raw = ctx.residual = None
-                ctx.args = ctx.tensors = ctx.versions = ()
-                node._prev = ()
+    mode = grad_mode._State
+    recording, mode.enabled = mode.enabled, False  # hooks see the gradients unrecorded
+    try:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            while order:
+                node = order.pop()  # drop the list's reference: it can be freed after
+                g = grads.pop(node, None)
+                if g is None:
+                    continue
+                if owned:
+                    owned.discard(id(g))
+                if node._hooks:
+                    g = _run_hooks(node, g, False)
+                ctx = node._ctx
+                if ctx is None:
+                    done.append((node, g))
+                    continue
+                if node._retains_grad:
+                    done.append((node, g))
+                raw = ctx.raw
+                if raw is None:
+                    raise _freed(ctx, node)
+                if ctx.stamp != clock:  # something was changed in place since: was it saved?
+                    _check_saved(ctx)
+                prim, args, kwargs = ctx.prim, ctx.args, ctx.kwargs
+                ans = node._data
+                if prim.residual:
+                    kwargs = {**kwargs, "residual": ctx.residual}
+                parents = ctx.parents
+                joint = prim.argnums_rule
+                gis = joint(parents, g, ans, *raw, **kwargs) if joint is not None else None
+                rules = prim.rules
+                n_rules = len(rules)
+                k = -1
+                for i in parents:
+                    k += 1
+                    if gis is not None:
+                        gi = gis[k]
+                    elif i >= n_rules or (rule := rules[i]) is None:
+                        gi = prim.vjp(i, g, ans, raw, kwargs)
+                    elif kwargs:
+                        gi = rule(g, ans, *raw, **kwargs)
+                    else:
+                        gi = rule(g, ans, *raw)
+                    parent = args[i]
+                    target = parent._data
+                    if gi.shape != target.shape:
+                        gi = _sum_to(gi, target.shape)
+                    if gi.dtype != target.dtype:
+                        gi = gi.astype(target.dtype)
+                    prev = grads.get(parent)
+                    if prev is None:
+                        grads[parent] = gi
+                    elif id(prev) in owned:
+                        prev += gi
+                    else:
+                        total = prev + gi
+                        if type(total) is np.ndarray:  # (0-d sums are NumPy scalars)
+                            owned.add(id(total))
+                        grads[parent] = total
+                if not retain_graph:
+                    ctx.raw = ctx.residual = None
+                    ctx.args = ()
+                    node._prev = ()
+    finally:
+        mode.enabled = recording
     return done
 
 

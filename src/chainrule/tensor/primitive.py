@@ -33,12 +33,21 @@ if TYPE_CHECKING:
 
 VJPRule = Callable[..., Any]
 ArgnumRule = Callable[[int, Any, Any, Sequence[Any], dict[str, Any]], Any]
+ArgnumsRule = Callable[..., Sequence[Any]]
 
 
 class Primitive:
     """A recorded operation: a NumPy function plus the VJP rule of each of its inputs."""
 
-    __slots__ = ("argnum_rule", "differentiable", "fn", "name", "residual", "rules")
+    __slots__ = (
+        "argnum_rule",
+        "argnums_rule",
+        "differentiable",
+        "fn",
+        "name",
+        "residual",
+        "rules",
+    )
 
     def __init__(
         self,
@@ -55,18 +64,68 @@ class Primitive:
         self.residual = residual
         self.rules: tuple[VJPRule | None, ...] = ()
         self.argnum_rule: ArgnumRule | None = None
+        self.argnums_rule: ArgnumsRule | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on the inputs' arrays; record it when an input requires a gradient.
+
+        With no Tensor among the inputs, this is the plain NumPy function: VJP rules call
+        primitives on arrays during a normal backward pass and must pay nothing for it.
+        This runs for every operation, so it is written for speed: one pass over the
+        inputs, the result tensor filled in place, the context built from what that pass
+        collected.
+        """
+        tensor_type = _Tensor
+        raw: list[Any] | None = None  # args with each Tensor replaced by its array
+        parents: list[int] = []  # positions of the inputs that require a gradient
+        prev: list[Tensor] = []  # and those inputs
+        stamp = _clock[0]
+        i = -1
         for a in args:
-            if isinstance(a, _Tensor):  # type: ignore[arg-type]
-                return apply(self, args, kwargs)
-        # Arrays only (VJP rules in a normal backward pass): just NumPy, nothing recorded.
-        return self.fn(*args, **kwargs)[0] if self.residual else self.fn(*args, **kwargs)
+            i += 1
+            if isinstance(a, tensor_type):  # type: ignore[arg-type]
+                if raw is None:
+                    raw = list(args)
+                raw[i] = a._data
+                if a._requires_grad:
+                    parents.append(i)
+                    prev.append(a)
+                if a._fp is not None:
+                    # Its array was handed out (.data, .numpy(), from_numpy): sample it as
+                    # saved, so that backward can tell if it was written through it since.
+                    a._fp = fingerprint(a._data)
+                    stamp = ~_clock[0]
+        if raw is None:
+            # Arrays only (VJP rules in a normal backward pass): just NumPy, nothing recorded.
+            return self.fn(*args, **kwargs)[0] if self.residual else self.fn(*args, **kwargs)
+        try:
+            out = self.fn(*raw, **kwargs)
+        except (ValueError, TypeError, IndexError) as exc:
+            raise _explain(self, raw, exc) from None
+        residual = None
+        if self.residual:
+            out, residual = out
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)  # NumPy returns scalars from 0-d computations
+        assert tensor_type is not None
+        t = tensor_type._wrap(out)
+        checking = anomaly._State.enabled
+        if checking:
+            _check_forward(self, out, raw)
+        if prev and grad_mode._State.enabled and self.differentiable and out.dtype.kind == "f":
+            t._requires_grad = True
+            t._prev = tuple(prev)
+            ctx = t._ctx = Context(self, args, raw, kwargs, parents, stamp, residual)
+            if checking:
+                ctx.where = traceback.format_stack()[:-1]
+        return t
 
     def vjp(
         self, argnum: int, g: Any, ans: Any, args: Sequence[Any], kwargs: dict[str, Any]
     ) -> Any:
         """The gradient for input ``argnum``, before it is fitted to the input's shape."""
+        if self.argnums_rule is not None:
+            return self.argnums_rule((argnum,), g, ans, *args, **kwargs)[0]
         if self.argnum_rule is not None:
             return self.argnum_rule(argnum, g, ans, args, kwargs)
         rule = self.rules[argnum] if argnum < len(self.rules) else None
@@ -101,13 +160,27 @@ def nondifferentiable(fn: Callable[..., Any], name: str | None = None) -> Primit
 def defvjp(prim: Primitive, *rules: VJPRule | None) -> None:
     """Register one VJP rule per input: ``rule(g, ans, *inputs, **kwargs)``; None = no grad."""
     prim.rules = rules
-    prim.argnum_rule = None
+    prim.argnum_rule = prim.argnums_rule = None
 
 
 def defvjp_argnum(prim: Primitive, rule: ArgnumRule) -> None:
     """Register one rule for all inputs: ``rule(argnum, g, ans, inputs, kwargs)``."""
     prim.argnum_rule = rule
     prim.rules = ()
+    prim.argnums_rule = None
+
+
+def defvjp_argnums(prim: Primitive, rule: ArgnumsRule) -> None:
+    """Register one rule that returns the gradients of several inputs at once:
+    ``rule(argnums, g, ans, *inputs, **kwargs)`` gives one gradient per position in
+    ``argnums`` (the inputs that need one), in that order.
+
+    For operations whose input gradients share work or are best read together, as the
+    lecture's layer f = β + Ω h: one call gives ∂ℓ/∂h, ∂ℓ/∂Ω and ∂ℓ/∂β.
+    """
+    prim.argnums_rule = rule
+    prim.rules = ()
+    prim.argnum_rule = None
 
 
 class Context:
@@ -121,8 +194,6 @@ class Context:
         "raw",
         "residual",
         "stamp",
-        "tensors",
-        "versions",
         "where",
     )
 
@@ -133,8 +204,6 @@ class Context:
         raw: list[Any],
         kwargs: dict[str, Any],
         parents: Sequence[int],
-        tensors: Sequence[Tensor],
-        versions: Sequence[int],
         stamp: int = -1,
         residual: Any = None,
     ) -> None:
@@ -143,10 +212,8 @@ class Context:
         self.raw: list[Any] | None = raw  # args with each Tensor replaced by its array
         self.kwargs = kwargs
         self.parents = parents  # positions of the inputs that require a gradient
-        self.tensors = tensors  # the Tensor inputs, whose arrays the rules will read
-        self.versions = versions  # version of each of them when it was saved
-        # The modification clock when saved; -1 when a saved array had been handed out
-        # (its fingerprint must be compared). Unchanged clock: nothing can have changed.
+        # The modification clock when saved (see mark_modified), bit-inverted (negative)
+        # when a saved array had been handed out, so that its sample is always compared.
         self.stamp = stamp
         self.where: list[str] | None = None  # creation stack, under detect_anomaly()
         self.residual = residual  # what a primitive_with_residual kept for its rules
@@ -159,8 +226,6 @@ class Context:
         """Drop the saved inputs (backward without retain_graph): their memory can go."""
         self.raw = None
         self.args = ()
-        self.tensors = ()
-        self.versions = ()
         self.residual = None
 
 
@@ -170,10 +235,19 @@ class Context:
 _clock = [0]
 
 
-def mark_modified(t: Tensor) -> None:
-    """Record an in-place change of ``t``'s array: bump its version and the clock."""
-    t._version[0] += 1
+def mark_modified(*tensors: Tensor) -> None:
+    """Record an in-place change of each tensor's array.
+
+    ``t._version`` is ``[count, clock]``: how many changes (as PyTorch's version counter)
+    and the clock value of the last one. A node saved at clock c is stale when one of its
+    inputs has a last change later than c.
+    """
     _clock[0] += 1
+    now = _clock[0]
+    for t in tensors:
+        version = t._version
+        version[0] += 1
+        version[1] = now
 
 
 def mark_handed_out(t: Tensor) -> None:
@@ -197,69 +271,6 @@ def fingerprint(a: np.ndarray) -> bytes:
 
 
 _Tensor: type[Tensor] | None = None  # set by chainrule.tensor.tensor (import cycle)
-
-
-def apply(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Run ``prim`` on the inputs' arrays; record it when an input requires a gradient.
-
-    With no Tensor among the inputs, this is the plain NumPy function: VJP rules call
-    primitives on arrays during a normal backward pass and must pay nothing for it.
-    This runs for every operation, so it is written for speed: one pass over the inputs,
-    the result tensor filled in place.
-    """
-    tensor_type = _Tensor
-    assert tensor_type is not None
-    raw = list(args)
-    tensors: list[Tensor] = []
-    parents: list[int] = []
-    prev: list[Tensor] = []
-    stamp = _clock[0]
-    i = -1
-    for a in args:
-        i += 1
-        if isinstance(a, tensor_type):
-            raw[i] = a._data
-            tensors.append(a)
-            if a._requires_grad:
-                parents.append(i)
-                prev.append(a)
-            if a._fp is not None:
-                # Its array was handed out (.data, .numpy(), from_numpy): sample it as saved,
-                # so that backward can tell if it was written through that handle since.
-                a._fp = fingerprint(a._data)
-                stamp = -1
-    if not tensors:
-        return prim.fn(*args, **kwargs)
-    try:
-        out = prim.fn(*raw, **kwargs)
-    except (ValueError, TypeError, IndexError) as exc:
-        raise _explain(prim, raw, exc) from None
-    residual = None
-    if prim.residual:
-        out, residual = out
-    if type(out) is not np.ndarray:
-        out = np.asarray(out)  # NumPy returns scalars from 0-d computations
-    t = tensor_type._wrap(out)
-    checking = anomaly._State.enabled
-    if checking:
-        _check_forward(prim, out, raw)
-    if prev and grad_mode._State.enabled and prim.differentiable and out.dtype.kind == "f":
-        t._requires_grad = True
-        t._prev = tuple(prev)
-        ctx = t._ctx = Context(
-            prim,
-            args,
-            raw,
-            kwargs,
-            parents,
-            tensors,
-            [a._version[0] for a in tensors],
-            stamp,
-            residual,
-        )
-        if checking:
-            ctx.where = traceback.format_stack()[:-2]
-    return t
 
 
 _HINTS = {

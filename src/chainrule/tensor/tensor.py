@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.tensor import dtypes, grad_mode, primitive
+import chainrule.tensor.primitive as primitive  # the module (the package exports a function)
+from chainrule.tensor import dtypes, grad_mode
 from chainrule.tensor.methods import TensorMethods, _index
 
 _new = object.__new__
@@ -94,7 +95,7 @@ class Tensor(TensorMethods):
     _requires_grad: bool
     _prev: tuple[Tensor, ...]
     _ctx: Any
-    _version: list[int]
+    _version: list[int]  # [number of in-place changes, clock value of the last one]
     _hooks: dict[int, Callable[[Tensor], Any]] | None
     _retains_grad: bool
     _fp: bytes | None  # sample of _data taken when .data/.numpy() handed it out
@@ -108,7 +109,7 @@ class Tensor(TensorMethods):
         self._requires_grad = False
         self._prev = ()
         self._ctx = None
-        self._version = [0]
+        self._version = [0, 0]  # [changes, clock of the last] (mark_modified)
         self._hooks = None
         self._retains_grad = False
         self._fp = None
@@ -125,7 +126,7 @@ class Tensor(TensorMethods):
         t._requires_grad = False
         t._prev = ()
         t._ctx = None
-        t._version = [0]
+        t._version = [0, 0]
         t._hooks = None
         t._retains_grad = False
         t._fp = None
@@ -309,8 +310,6 @@ class Tensor(TensorMethods):
 
         ``.grad`` accumulates: zero it between steps (``optimizer.zero_grad()``).
         """
-        from chainrule.tensor.backward import run_backward
-
         if not self._requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad and has no graph; set "
@@ -387,7 +386,9 @@ def _seed(out: Tensor, gradient: Any, op: str) -> np.ndarray:
                 "implicitly for a scalar output. Reduce it (out.sum().backward()) or pass "
                 f"gradient= an array of shape {out.shape} (d loss / d out)."
             )
-        return np.ones(out._data.shape, out._data.dtype)
+        seed = np.empty(out._data.shape, out._data.dtype)
+        seed.fill(1)  # (np.ones is a Python function, three times slower for one element)
+        return seed
     # A copy: the seed may reach a leaf's .grad unchanged (through +), and must not stay
     # tied to the caller's array.
     g = np.array(_raw(gradient), dtype=out.dtype, copy=True)
@@ -400,3 +401,6 @@ def _seed(out: Tensor, gradient: Any, op: str) -> np.ndarray:
 
 
 primitive._Tensor = Tensor
+
+# Last: the backward pass needs Tensor (a module-level name, not an import in backward()).
+from chainrule.tensor.backward import run_backward  # noqa: E402

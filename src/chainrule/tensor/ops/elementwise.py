@@ -90,6 +90,9 @@ def _relu(x: np.ndarray) -> np.ndarray:
 relu = primitive(_relu, "relu")
 
 
+_SAME_SIZE_INT = {2: np.int16, 4: np.int32, 8: np.int64}  # float16/32/64 -> its bits
+
+
 def _select(g: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``where(mask, g, 0)`` through the bits: ~3x faster than np.where on float arrays.
 
@@ -97,7 +100,7 @@ def _select(g: np.ndarray, mask: np.ndarray) -> np.ndarray:
     become 0 where the mask is off, exactly as with where (a product g * mask would make
     inf * 0 = nan there; PyTorch gives 0).
     """
-    ints = np.dtype(f"i{g.itemsize}")
+    ints = _SAME_SIZE_INT[g.itemsize]
     bits = np.asarray(mask).astype(ints)  # (0-d comparisons give NumPy scalars)
     np.negative(bits, out=bits)  # True -> -1: every bit set
     np.bitwise_and(bits, g.view(ints), out=bits)
@@ -106,7 +109,8 @@ def _select(g: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def _relu_rule(g: Any, ans: Any, x: Any) -> Any:
     # 𝕀[x > 0]: the subgradient 0 at x = 0, as PyTorch.
-    if isinstance(g, np.ndarray) and g.dtype.kind == "f" and g.shape == np.shape(x):
+    arrays = type(g) is np.ndarray and type(x) is np.ndarray  # a normal backward pass
+    if arrays and g.shape == x.shape and g.dtype.kind == "f":
         return _select(g, x > 0)
     return where(x > 0, g, 0.0)  # on Tensors (create_graph): recorded, differentiable
 

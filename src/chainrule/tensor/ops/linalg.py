@@ -8,11 +8,12 @@ the gradient of a broadcast operand back to its shape.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from chainrule.tensor.primitive import defvjp, primitive
+from chainrule.tensor.primitive import defvjp, defvjp_argnums, primitive
 
 
 def _matmul_x_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
@@ -66,25 +67,28 @@ def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -
     return out
 
 
-def _linear_weight_rule(g: Any, ans: Any, x: Any, weight: Any, bias: Any = None) -> Any:
-    # ∂ℓ/∂Ω = Σ_batch ∂ℓ/∂f hᵀ: one matrix product over all leading (batch) axes.
-    if g.ndim != 2:
-        g = g.reshape((-1, g.shape[-1]))
-        x = x.reshape((-1, x.shape[-1]))
-    return g.T @ x  # the operator: NumPy's on arrays, recorded on Tensors (create_graph)
-
-
-def _linear_input_rule(g: Any, ans: Any, x: Any, weight: Any, bias: Any = None) -> Any:
-    # ∂ℓ/∂h = Ωᵀ ∂ℓ/∂f, one input per column, handed back as rows (see _linear).
-    if g.ndim == 2 and isinstance(g, np.ndarray):
-        return (weight.T @ g.T).T
-    return matmul(g, weight)
+def _linear_rule(
+    argnums: Sequence[int], g: Any, ans: Any, x: Any, weight: Any, bias: Any = None
+) -> list[Any]:
+    """The lecture's three equations for f = β + Ω h, for the inputs that need them:
+    ∂ℓ/∂h = Ωᵀ ∂ℓ/∂f, ∂ℓ/∂Ω = ∂ℓ/∂f hᵀ and ∂ℓ/∂β = ∂ℓ/∂f, each summed over the batch."""
+    rows = g.ndim == 2 and isinstance(g, np.ndarray)  # a batch of rows, arrays: the hot path
+    grads = []
+    for i in argnums:
+        if i == 0:
+            # One input per column, handed back as rows (see _linear): (Ωᵀ gᵀ)ᵀ.
+            grads.append((weight.T @ g.T).T if rows else matmul(g, weight))
+        elif i == 1:
+            if g.ndim == 2:  # one matrix product over all leading (batch) axes
+                grads.append(g.T @ x)
+            else:
+                grads.append(g.reshape((-1, g.shape[-1])).T @ x.reshape((-1, x.shape[-1])))
+        elif rows and bias.shape == g.shape[1:]:
+            grads.append(np.add.reduce(g, axis=0))
+        else:
+            grads.append(g)  # the engine sums it back to the bias's shape (sum_to)
+    return grads
 
 
 linear = primitive(_linear, "linear")
-defvjp(
-    linear,
-    _linear_input_rule,
-    _linear_weight_rule,
-    lambda g, ans, x, weight, bias=None: g,  # ∂ℓ/∂β = ∂ℓ/∂f, summed over the batch
-)
+defvjp_argnums(linear, _linear_rule)

@@ -15,6 +15,8 @@ import numpy as np
 from chainrule.tensor.ops.reduce import softmax
 from chainrule.tensor.primitive import defvjp, primitive_with_residual
 
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
 
 def _check_targets(logits: np.ndarray, target: Any) -> np.ndarray:
     t = target if isinstance(target, np.ndarray) else np.asarray(target)
@@ -29,7 +31,7 @@ def _check_targets(logits: np.ndarray, target: Any) -> np.ndarray:
             "convert with .astype(np.int64) (one-hot targets: take argmax first)."
         )
     # One reduction instead of min and max: as unsigned, a negative index is huge.
-    if t.size and np.maximum.reduce(t.view(np.dtype(f"u{t.itemsize}"))) >= logits.shape[1]:
+    if t.size and np.maximum.reduce(t.view(_UNSIGNED[t.itemsize])) >= logits.shape[1]:
         raise ValueError(
             f"cross_entropy: class indices must lie in [0, {logits.shape[1] - 1}] for "
             f"{logits.shape[1]} classes; got values from {t.min()} to {t.max()}."
