@@ -43,8 +43,8 @@ from chainrule.tensor import ops
 from chainrule.tensor.ops.loss import cross_entropy
 
 SIZES = {  # layer sizes, batch, rounds (each candidate runs one block per round)
-    "small": ([2, 16, 16, 2], 100, 24),
-    "medium": ([784, 256, 256, 10], 128, 18),
+    "small": ([2, 16, 16, 2], 100, 30),
+    "medium": ([784, 256, 256, 10], 128, 30),
     "large": ([1024, 4096, 4096, 10], 512, 6),
 }
 LR = 0.01
@@ -106,9 +106,9 @@ def interleaved(
     rounds: int,
     warmup: int,
     min_block: int = 2,
-    block_seconds: float = 0.02,
-) -> dict[str, float]:
-    """Median seconds per call of each candidate, measured in alternating blocks.
+    block_seconds: float = 0.05,
+) -> dict[str, list[float]]:
+    """Seconds per call of each candidate: the median of each of its blocks, one per round.
 
     Each round runs every candidate for one block of calls (A A A ... B B B ... C C C ...).
     A block lasts at least ``block_seconds`` (and ``min_block`` calls): a library that
@@ -117,7 +117,9 @@ def interleaved(
     steady state that a training loop runs in keep that switching cost out of the
     comparison. The first call of each block is run but not timed. The order of the
     candidates goes through every permutation in turn, so that each one follows every
-    other one equally often.
+    other one equally often. The blocks of one round run within a fraction of a second of
+    each other, so a ratio of two candidates is best taken round by round (``paired``):
+    the machine's slow drifts cancel in it.
     """
     for _ in range(warmup):
         for step in steps.values():
@@ -128,15 +130,22 @@ def interleaved(
         step()
         block[name] = max(min_block, math.ceil(block_seconds / (time.perf_counter() - t0)))
     orders = list(itertools.permutations(steps))
-    times: dict[str, list[float]] = {name: [] for name in steps}
+    medians: dict[str, list[float]] = {name: [] for name in steps}
     for r in range(rounds):
         for name in orders[r % len(orders)]:
             steps[name]()  # not timed: see above
+            times = []
             for _ in range(block[name]):
                 t0 = time.perf_counter()
                 steps[name]()
-                times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+                times.append(time.perf_counter() - t0)
+            medians[name].append(statistics.median(times))
+    return medians
+
+
+def paired(a: list[float], b: list[float]) -> float:
+    """The median over rounds of a's time / b's time in the same round."""
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
 
 def op_overhead(repeats: int) -> None:
@@ -162,8 +171,9 @@ def op_overhead(repeats: int) -> None:
     print(f"{'op':<14} {'chainrule':>10} {'pytorch':>10} {'ratio':>7}")
     for name, (ours, theirs) in ops_.items():
         med = interleaved({"chainrule": run(ours), "pytorch": run(theirs)}, repeats, 3)
-        cr, pt = med["chainrule"] * 1e4, med["pytorch"] * 1e4
-        print(f"{name:<14} {cr:>10.1f} {pt:>10.1f} {cr / pt:>7.2f}")
+        cr, pt = (statistics.median(med[k]) * 1e4 for k in ("chainrule", "pytorch"))
+        ratio = paired(med["chainrule"], med["pytorch"])
+        print(f"{name:<14} {cr:>10.1f} {pt:>10.1f} {ratio:>7.2f}")
 
 
 def main() -> None:
@@ -181,7 +191,10 @@ def main() -> None:
     )
     print(f"chainrule {chainrule.__version__}, NumPy {np.__version__}, PyTorch {torch.__version__}")
     print(f"BLAS: {blas}; torch threads: {torch.get_num_threads()}")
-    print("\nms per training step (median), float32; ratio = chainrule / other")
+    print(
+        "\nms per training step (median), float32; ratio = chainrule / other (median of "
+        "the ratios of each round)"
+    )
     columns = ("chainrule", "numpy", "pytorch")
     print(
         f"{'size':<8}" + "".join(f"{c:>11}" for c in columns) + f"{'vs numpy':>10}{'vs torch':>10}"
@@ -190,8 +203,10 @@ def main() -> None:
         sizes, batch, rounds = SIZES[size]
         steps = make_steps(sizes, batch)
         med = interleaved(steps, args.rounds or rounds, warmup=2)
-        cr, npy, pt = (med[k] * 1e3 for k in ("chainrule", "numpy", "pytorch"))
-        print(f"{size:<8}{cr:>11.3f}{npy:>11.3f}{pt:>11.3f}{cr / npy:>10.2f}{cr / pt:>10.2f}")
+        cr, npy, pt = (statistics.median(med[k]) * 1e3 for k in ("chainrule", "numpy", "pytorch"))
+        vs_numpy = paired(med["chainrule"], med["numpy"])
+        vs_torch = paired(med["chainrule"], med["pytorch"])
+        print(f"{size:<8}{cr:>11.3f}{npy:>11.3f}{pt:>11.3f}{vs_numpy:>10.2f}{vs_torch:>10.2f}")
     op_overhead(20)
 
 
