@@ -15,10 +15,10 @@ import numpy as np
 from chainrule.tensor.ops.reduce import softmax
 from chainrule.tensor.primitive import defvjp, primitive_with_residual
 
-_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
-
-def _check_targets(logits: np.ndarray, target: Any) -> np.ndarray:
+def _target_positions(logits: np.ndarray, target: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The targets as an array, and where each one sits in the (classes, batch) transpose
+    of the logits, flattened; with the checks that make those positions valid."""
     t = target if isinstance(target, np.ndarray) else np.asarray(target)
     if logits.ndim != 2 or t.shape != logits.shape[:1]:
         raise ValueError(
@@ -30,13 +30,18 @@ def _check_targets(logits: np.ndarray, target: Any) -> np.ndarray:
             f"cross_entropy: targets must be integer class indices, got dtype {t.dtype}; "
             "convert with .astype(np.int64) (one-hot targets: take argmax first)."
         )
-    # One reduction instead of min and max: as unsigned, a negative index is huge.
-    if t.size and np.maximum.reduce(t.view(_UNSIGNED[t.itemsize])) >= logits.shape[1]:
+    classes, n = logits.shape[1], t.shape[0]
+    if n == 0:
+        return t, np.zeros(0, np.intp)
+    try:
+        # One call computes t * n + column and rejects any t outside [0, classes).
+        where = np.ravel_multi_index((t.astype(np.intp, copy=False), _columns(n)), (classes, n))
+    except ValueError:
         raise ValueError(
-            f"cross_entropy: class indices must lie in [0, {logits.shape[1] - 1}] for "
-            f"{logits.shape[1]} classes; got values from {t.min()} to {t.max()}."
-        )
-    return t
+            f"cross_entropy: class indices must lie in [0, {classes - 1}] for {classes} "
+            f"classes; got values from {t.min()} to {t.max()}."
+        ) from None
+    return t, where
 
 
 @functools.lru_cache(maxsize=64)
@@ -56,23 +61,23 @@ def _cross_entropy(
         raise ValueError(
             f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
         )
-    t = _check_targets(logits, target)
-    out = _cross_entropy_arrays(logits, t, reduction, guard=False)
+    _, where = _target_positions(logits, target)
+    out = _cross_entropy_arrays(logits, where, reduction, guard=False)
     loss = out[0]
     finite = np.isfinite(loss).all() if reduction == "none" else math.isfinite(loss)
     if not finite:
         # Some row holds inf or nan: redo it with a shift that keeps such rows apart.
-        out = _cross_entropy_arrays(logits, t, reduction, guard=True)
+        out = _cross_entropy_arrays(logits, where, reduction, guard=True)
     return out
 
 
 def _cross_entropy_arrays(
-    logits: np.ndarray, t: np.ndarray, reduction: str, guard: bool
+    logits: np.ndarray, where: np.ndarray, reduction: str, guard: bool
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     # Work on the transpose, one class per row (the lecture's layout): NumPy reduces over
     # a short last axis one row at a time, 5-15x slower than down contiguous columns.
     # Linear's outputs are stored that way already, so zt is usually contiguous.
-    n = t.shape[0]
+    n = where.shape[0]
     zt = logits.T
     if not zt.flags.c_contiguous:
         zt = np.ascontiguousarray(zt)
@@ -80,9 +85,6 @@ def _cross_entropy_arrays(
     if guard:
         m = np.where(np.isfinite(m), m, 0)  # a row of -inf: NumPy gives inf/nan, as torch
     z = zt - m  # a new array: the logits are not touched
-    # Position of each target in the (classes, batch) array, flattened.
-    where = t * n
-    where += _columns(n)
     e = np.exp(z)
     total = np.add.reduce(e, axis=0)
     per_row = np.log(total)
