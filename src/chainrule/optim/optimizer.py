@@ -118,7 +118,7 @@ class Optimizer(ABC):
             with grad_mode.enable_grad():
                 loss = closure()
         # _update works on the arrays: nothing here is recorded, no grad mode is needed.
-        state, scratch = self.state, self._scratch
+        state, scratch, update = self.state, self._scratch, self._update
         updated = []
         try:
             for group in self.param_groups:
@@ -139,7 +139,7 @@ class Optimizer(ABC):
                     bufs = scratch.get(id(p))
                     if bufs is None or len(bufs) < needed:
                         bufs = self._buffers(p, needed)
-                    self._update(data, grad, s, group, bufs)
+                    update(data, grad, s, group, bufs)
                     updated.append(p)
         finally:
             mark_modified(*updated)  # graphs recorded with the old values are now stale

@@ -86,7 +86,7 @@ def run_backward(
     accumulated and the gradients of those tensors are returned (None where unused).
     """
     if inputs is None and not create_graph and not anomaly._State.enabled:
-        _store_grads(_backward_arrays(root, seed, retain_graph), create_graph=False)
+        _store_array_grads(_backward_arrays(root, seed, retain_graph))
         return []
     order = toposort(root)
     grads: dict[Tensor, Any] = {root: seed}
@@ -199,69 +199,74 @@ def _backward_arrays(root: Tensor, seed: np.ndarray, retain_graph: bool) -> list
     clock = _clock[0]
     mode = grad_mode._State
     recording, mode.enabled = mode.enabled, False  # hooks see the gradients unrecorded
+    quiet: Any = None  # np.errstate, entered at the first op whose rules need it
     try:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            while order:
-                node = order.pop()  # drop the list's reference: it can be freed after
-                g = grads.pop(node, None)
-                if g is None:
-                    continue
-                if owned:
-                    owned.discard(id(g))
-                if node._hooks:
-                    g = _run_hooks(node, g, False)
-                ctx = node._ctx
-                if ctx is None:
-                    done.append((node, g))
-                    continue
-                if node._retains_grad:
-                    done.append((node, g))
-                raw = ctx.raw
-                if raw is None:
-                    raise _freed(ctx, node)
-                if ctx.stamp != clock:  # something was changed in place since: was it saved?
-                    _check_saved(ctx)
-                prim, args, kwargs = ctx.prim, ctx.args, ctx.kwargs
-                ans = node._data
-                if prim.residual:
-                    kwargs = {**kwargs, "residual": ctx.residual}
-                parents = ctx.parents
-                joint = prim.argnums_rule
-                gis = joint(parents, g, ans, *raw, **kwargs) if joint is not None else None
-                rules = prim.rules
-                n_rules = len(rules)
-                k = -1
-                for i in parents:
-                    k += 1
-                    if gis is not None:
-                        gi = gis[k]
-                    elif i >= n_rules or (rule := rules[i]) is None:
-                        gi = prim.vjp(i, g, ans, raw, kwargs)
-                    elif kwargs:
-                        gi = rule(g, ans, *raw, **kwargs)
-                    else:
-                        gi = rule(g, ans, *raw)
-                    parent = args[i]
-                    target = parent._data
-                    if gi.shape != target.shape:
-                        gi = _sum_to(gi, target.shape)
-                    if gi.dtype != target.dtype:
-                        gi = gi.astype(target.dtype)
-                    prev = grads.get(parent)
-                    if prev is None:
-                        grads[parent] = gi
-                    elif id(prev) in owned:
-                        prev += gi
-                    else:
-                        total = prev + gi
-                        if type(total) is np.ndarray:  # (0-d sums are NumPy scalars)
-                            owned.add(id(total))
-                        grads[parent] = total
-                if not retain_graph:
-                    ctx.raw = ctx.residual = None
-                    ctx.args = ()
-                    node._prev = ()
+        while order:
+            node = order.pop()  # drop the list's reference: it can be freed after
+            g = grads.pop(node, None)
+            if g is None:
+                continue
+            if owned:
+                owned.discard(id(g))
+            if node._hooks:
+                g = _run_hooks(node, g, False)
+            ctx = node._ctx
+            if ctx is None:
+                done.append((node, g))
+                continue
+            if node._retains_grad:
+                done.append((node, g))
+            raw = ctx.raw
+            if raw is None:
+                raise _freed(ctx, node)
+            if ctx.stamp != clock:  # something was changed in place since: was it saved?
+                _check_saved(ctx)
+            prim, args, kwargs = ctx.prim, ctx.args, ctx.kwargs
+            if prim.quiet and quiet is None:
+                quiet = np.errstate(divide="ignore", invalid="ignore")
+                quiet.__enter__()
+            ans = node._data
+            if prim.residual:
+                kwargs = {**kwargs, "residual": ctx.residual}
+            parents = ctx.parents
+            joint = prim.argnums_rule
+            gis = joint(parents, g, ans, *raw, **kwargs) if joint is not None else None
+            rules = prim.rules
+            n_rules = len(rules)
+            k = -1
+            for i in parents:
+                k += 1
+                if gis is not None:
+                    gi = gis[k]
+                elif i >= n_rules or (rule := rules[i]) is None:
+                    gi = prim.vjp(i, g, ans, raw, kwargs)
+                elif kwargs:
+                    gi = rule(g, ans, *raw, **kwargs)
+                else:
+                    gi = rule(g, ans, *raw)
+                parent = args[i]
+                target = parent._data
+                if gi.shape != target.shape:
+                    gi = _sum_to(gi, target.shape)
+                if gi.dtype != target.dtype:
+                    gi = gi.astype(target.dtype)
+                prev = grads.get(parent)
+                if prev is None:
+                    grads[parent] = gi
+                elif id(prev) in owned:
+                    prev += gi
+                else:
+                    total = prev + gi
+                    if type(total) is np.ndarray:  # (0-d sums are NumPy scalars)
+                        owned.add(id(total))
+                    grads[parent] = total
+            if not retain_graph:
+                ctx.raw = ctx.residual = None
+                ctx.args = ()
+                node._prev = ()
     finally:
+        if quiet is not None:
+            quiet.__exit__(None, None, None)
         mode.enabled = recording
     return done
 
@@ -280,6 +285,22 @@ def _run_hooks(node: Tensor, g: Any, create_graph: bool) -> Any:
                 )
             g = new if create_graph and isinstance(new, Tensor) else new_data
     return g
+
+
+def _store_array_grads(done: list[tuple[Tensor, np.ndarray]]) -> None:
+    """``_store_grads`` for the arrays of a normal backward pass (the hot path)."""
+    stored: set[int] = set()
+    for t, g in done:
+        # A gradient array may be a view, or be shared with another tensor (the rule of
+        # `+` passes g on unchanged): give .grad its own memory before anyone updates it.
+        if g.base is not None or id(g) in stored or not g.flags.writeable:
+            g = g.copy()
+        stored.add(id(g))
+        if t.grad is None:
+            t.grad = Tensor._wrap(g)
+        else:
+            with grad_mode.no_grad():
+                t.grad = t.grad + Tensor._wrap(g)
 
 
 def _store_grads(done: list[tuple[Tensor, Any]], create_graph: bool) -> None:

@@ -45,6 +45,7 @@ class Primitive:
         "differentiable",
         "fn",
         "name",
+        "quiet",
         "residual",
         "rules",
     )
@@ -65,6 +66,13 @@ class Primitive:
         self.rules: tuple[VJPRule | None, ...] = ()
         self.argnum_rule: ArgnumRule | None = None
         self.argnums_rule: ArgnumsRule | None = None
+        # True: the rules may divide by zero or meet inf - inf on finite inputs (sqrt's at
+        # 0, log's, division's), so a normal backward pass runs them under
+        # np.errstate(divide="ignore", invalid="ignore"): IEEE results without warnings, as
+        # PyTorch. False for rules that only multiply, add and select (linear, relu,
+        # cross-entropy): they skip that context (~1 µs a pass) and can only warn when a
+        # gradient or saved input is already inf or nan.
+        self.quiet = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` on the inputs' arrays; record it when an input requires a gradient.

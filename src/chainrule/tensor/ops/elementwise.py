@@ -116,6 +116,7 @@ def _relu_rule(g: Any, ans: Any, x: Any) -> Any:
 
 
 defvjp(relu, _relu_rule)
+relu.quiet = False  # a selection: no arithmetic at all
 
 
 def _leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:

@@ -92,3 +92,4 @@ def _linear_rule(
 
 linear = primitive(_linear, "linear")
 defvjp_argnums(linear, _linear_rule)
+linear.quiet = False  # products and sums: no np.errstate needed (see Primitive)
