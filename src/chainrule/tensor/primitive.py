@@ -11,6 +11,10 @@ inputs, and returns the gradient for *one* input, in the shape of the output's b
 the engine sums it back to the input's shape (``sum_to``) and casts it to the input's dtype,
 once, for every rule. A rule is only called for inputs that require a gradient.
 
+Where the gradients of several inputs are best read (or computed) together, one rule can
+give them all: ``defvjp_argnums(linear, rule)`` with ``rule(argnums, g, ans, *inputs)``
+returning ∂ℓ/∂h, ∂ℓ/∂Ω and ∂ℓ/∂β of the lecture's layer for the inputs in ``argnums``.
+
 Rules are written with operators and array methods that NumPy arrays and Tensors share
 (``*``, ``@``, ``.T``, ``.sum(axis, keepdims)``, ``.reshape``) and with primitives such as
 ``where``. A normal backward pass calls them on NumPy arrays (fast); with
