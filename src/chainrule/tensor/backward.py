@@ -173,9 +173,7 @@ def run_backward(
                         owned.add(id(total))
                     grads[parent] = total
             if not retain_graph:
-                # Release what the forward pass saved: its memory can go now.
-                ctx.raw = ctx.residual = None
-                ctx.args = ()
+                ctx.release()  # what the forward pass saved: its memory can go now
                 node._prev = ()
 
     if wanted is not None:
@@ -260,7 +258,7 @@ def _backward_arrays(root: Tensor, seed: np.ndarray, retain_graph: bool) -> list
                     if type(total) is np.ndarray:  # (0-d sums are NumPy scalars)
                         owned.add(id(total))
                     grads[parent] = total
-            if not retain_graph:
+            if not retain_graph:  # (ctx.release(), inline)
                 ctx.raw = ctx.residual = None
                 ctx.args = ()
                 node._prev = ()
