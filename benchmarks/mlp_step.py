@@ -43,8 +43,8 @@ from chainrule.tensor import ops
 from chainrule.tensor.ops.loss import cross_entropy
 
 SIZES = {  # layer sizes, batch, rounds (each candidate runs one block per round)
-    "small": ([2, 16, 16, 2], 100, 30),
-    "medium": ([784, 256, 256, 10], 128, 30),
+    "small": ([2, 16, 16, 2], 100, 40),
+    "medium": ([784, 256, 256, 10], 128, 60),
     "large": ([1024, 4096, 4096, 10], 512, 6),
 }
 LR = 0.01
