@@ -127,9 +127,17 @@ class Primitive:
         if prev and grad_mode._State.enabled and self.differentiable and out.dtype.kind == "f":
             t._requires_grad = True
             t._prev = tuple(prev)
-            ctx = t._ctx = Context(self, args, raw, kwargs, parents, stamp, residual)
-            if checking:
-                ctx.where = traceback.format_stack()[:-1]
+            # Context's fields set here, without a call to its __init__ (a hot path).
+            ctx = t._ctx = _new(Context)
+            ctx.prim = self
+            ctx.args = args
+            ctx.raw = raw
+            # (An empty kwargs dict is not kept: a shared one lets it go back to the free list.)
+            ctx.kwargs = kwargs or _NO_KWARGS
+            ctx.parents = parents
+            ctx.stamp = stamp
+            ctx.residual = residual
+            ctx.where = traceback.format_stack()[:-1] if checking else None
         return t
 
     def vjp(
@@ -282,6 +290,8 @@ def fingerprint(a: np.ndarray) -> bytes:
     return flat[:: max(1, flat.size // 64)].tobytes()
 
 
+_NO_KWARGS: dict[str, Any] = {}  # never written to
+_new = object.__new__
 _Tensor: type[Tensor] | None = None  # set by chainrule.tensor.tensor (import cycle)
 
 
