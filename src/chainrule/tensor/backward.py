@@ -246,7 +246,7 @@ def _backward_arrays(root: Tensor, seed: np.ndarray, retain_graph: bool) -> list
                 target = parent._data
                 if gi.shape != target.shape:
                     gi = _sum_to(gi, target.shape)
-                if gi.dtype != target.dtype:
+                if gi.dtype is not target.dtype and gi.dtype != target.dtype:  # (`is`: fast)
                     gi = gi.astype(target.dtype)
                 prev = grads.get(parent)
                 if prev is None:
@@ -281,6 +281,8 @@ def _run_hooks(node: Tensor, g: Any, create_graph: bool) -> Any:
                     f"register_hook: a hook on {describe(node)} returned a gradient of shape "
                     f"{new_data.shape}; it must keep the tensor's shape {node._data.shape}."
                 )
+            if not new_data.flags.writeable:
+                new_data = new_data.copy()  # it may become a .grad, which must be writable
             g = new if create_graph and isinstance(new, Tensor) else new_data
     return g
 
@@ -291,7 +293,8 @@ def _store_array_grads(done: list[tuple[Tensor, np.ndarray]]) -> None:
     for t, g in done:
         # A gradient array may be a view, or be shared with another tensor (the rule of
         # `+` passes g on unchanged): give .grad its own memory before anyone updates it.
-        if g.base is not None or id(g) in stored or not g.flags.writeable:
+        # (Read-only arrays come only from hooks, which copy them: no flags check here.)
+        if g.base is not None or id(g) in stored:
             g = g.copy()
         stored.add(id(g))
         if t.grad is None:
