@@ -62,6 +62,24 @@ def test_a_graph_recorded_before_a_step_is_detected_as_stale() -> None:
         second.backward()
 
 
+@pytest.mark.parametrize("owner", ["optimiser", "module"])
+def test_zeroing_grads_in_place_makes_a_graph_that_saved_them_stale(owner: str) -> None:
+    # With create_graph the gradient is itself a tensor that later ops may save; filling it
+    # with 0 (set_to_none=False) must not silently change what they saved.
+    model = nn.Linear(2, 1, dtype=np.float64, rng=0)
+    (model(Tensor(X[:, :2])) ** 2).sum().backward(create_graph=True)
+    g = model.weight.grad
+    assert g is not None
+    penalty = (g * g).sum()  # saves g
+    if owner == "optimiser":
+        optim.SGD(model.parameters(), lr=0.1).zero_grad(set_to_none=False)
+    else:
+        model.zero_grad(set_to_none=False)
+    assert not g.numpy().any()
+    with pytest.raises(RuntimeError, match="modified in place"):
+        penalty.backward()
+
+
 def test_scratch_buffers_are_allocated_once() -> None:
     model = nn.Linear(3, 2, dtype=np.float64, rng=0)
     opt = optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-3)

@@ -157,6 +157,7 @@ class Module:
                 p.grad = None
             elif p.grad is not None:
                 p.grad._data.fill(0)
+                mark_modified(p.grad)  # a graph that saved this .grad is now stale
 
     # -- saving and loading -----------------------------------------------------------------
 

@@ -106,6 +106,7 @@ class Optimizer(ABC):
                     p.grad = None
                 elif p.grad is not None:
                     p.grad._data.fill(0)
+                    mark_modified(p.grad)  # a graph that saved this .grad is now stale
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; returns ``closure()`` if given.
