@@ -207,3 +207,20 @@ def test_a_write_restoring_the_same_values_is_fine() -> None:
     loss.backward()
     assert w.grad is not None
     np.testing.assert_array_equal(w.grad.numpy(), V * 2)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_hook_that_changes_a_saved_tensor_during_backward_is_caught(create_graph: bool) -> None:
+    w = Tensor(V, requires_grad=True, name="w")
+    c = Tensor(V * 2, name="c")
+    h = w * c  # mul saves c
+    out = (h * 2).sum()
+
+    def hook(g: Tensor) -> None:
+        with no_grad():
+            c.fill_(0.0)  # before mul's node has run
+
+    h.register_hook(hook)
+    with pytest.raises(RuntimeError, match=_saved_error("tensor 'c' of shape (4,)", "mul")):
+        out.backward(create_graph=create_graph)
+    assert w.grad is None

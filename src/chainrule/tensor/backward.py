@@ -194,7 +194,6 @@ def _backward_arrays(root: Tensor, seed: np.ndarray, retain_graph: bool) -> list
     grads: dict[Tensor, Any] = {root: seed}
     owned: set[int] = set()  # ids of sums this pass allocated: safe to add into in place
     done: list[tuple[Tensor, Any]] = []
-    clock = _clock[0]
     mode = grad_mode._State
     recording, mode.enabled = mode.enabled, False  # hooks see the gradients unrecorded
     quiet: Any = None  # np.errstate, entered at the first op whose rules need it
@@ -217,7 +216,8 @@ def _backward_arrays(root: Tensor, seed: np.ndarray, retain_graph: bool) -> list
             raw = ctx.raw
             if raw is None:
                 raise _freed(ctx, node)
-            if ctx.stamp != clock:  # something was changed in place since: was it saved?
+            # Read now, not once: a hook may change a tensor in place during this pass.
+            if ctx.stamp != _clock[0]:  # something was changed in place since: was it saved?
                 _check_saved(ctx)
             prim, args, kwargs = ctx.prim, ctx.args, ctx.kwargs
             if prim.quiet and quiet is None:
