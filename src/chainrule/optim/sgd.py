@@ -83,10 +83,6 @@ class SGD(Optimizer):
     ) -> None:
         lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
         a = tmp[0]
-        if mu == 0 and wd == 0:  # plain SGD, the common case: p -= lr * grad
-            np.multiply(grad, lr, out=a)
-            p -= a
-            return
         d = grad  # never written: .grad belongs to the user
         if wd != 0:
             np.multiply(p, wd, out=a)

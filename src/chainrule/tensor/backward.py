@@ -305,19 +305,15 @@ def _store_array_grads(done: list[tuple[Tensor, np.ndarray]]) -> None:
 
 
 def _store_grads(done: list[tuple[Tensor, Any]], create_graph: bool) -> None:
-    stored: set[int] = set()
+    if not create_graph:  # rules and hooks ran on arrays: every gradient is an array
+        _store_array_grads(done)
+        return
     for t, g in done:
-        if isinstance(g, Tensor):
-            gt = g if create_graph else Tensor._wrap(g._data)
-        else:
-            # A gradient array may be a view, or be shared with another tensor (the rule of
-            # `+` passes g on unchanged): give .grad its own memory before anyone updates it.
-            if g.base is not None or not g.flags.writeable or id(g) in stored:
-                g = g.copy()
-            stored.add(id(g))
-            gt = Tensor._wrap(g)
+        # Recorded gradients are kept as they are (they can be differentiated again); an
+        # array a hook returned gets its own memory.
+        gt = g if isinstance(g, Tensor) else Tensor._wrap(np.array(g))
         if t.grad is None:
             t.grad = gt
         else:
-            with grad_mode.set_grad_enabled(create_graph):
+            with grad_mode.enable_grad():
                 t.grad = t.grad + gt

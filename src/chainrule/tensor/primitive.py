@@ -127,7 +127,6 @@ class Primitive:
         if prev and grad_mode._State.enabled and self.differentiable and out.dtype.kind == "f":
             t._requires_grad = True
             t._prev = tuple(prev)
-            # Context's fields set here, without a call to its __init__ (a hot path).
             ctx = t._ctx = _new(Context)
             ctx.prim = self
             ctx.args = args
@@ -217,26 +216,18 @@ class Context:
         "where",
     )
 
-    def __init__(
-        self,
-        prim: Primitive,
-        args: tuple[Any, ...],
-        raw: list[Any],
-        kwargs: dict[str, Any],
-        parents: Sequence[int],
-        stamp: int = -1,
-        residual: Any = None,
-    ) -> None:
-        self.prim = prim
-        self.args = args
-        self.raw: list[Any] | None = raw  # args with each Tensor replaced by its array
-        self.kwargs = kwargs
-        self.parents = parents  # positions of the inputs that require a gradient
-        # The modification clock when saved (see mark_modified), bit-inverted (negative)
-        # when a saved array had been handed out, so that its sample is always compared.
-        self.stamp = stamp
-        self.where: list[str] | None = None  # creation stack, under detect_anomaly()
-        self.residual = residual  # what a primitive_with_residual kept for its rules
+    # Filled by Primitive.__call__ (the one place a Context is made, without an __init__
+    # call: a hot path).
+    prim: Primitive
+    args: tuple[Any, ...]
+    raw: list[Any] | None  # args with each Tensor replaced by its array; None once released
+    kwargs: dict[str, Any]
+    parents: Sequence[int]  # positions of the inputs that require a gradient
+    # The modification clock when saved (see mark_modified), bit-inverted (negative) when a
+    # saved array had been handed out, so that its sample is always compared.
+    stamp: int
+    residual: Any  # what a primitive_with_residual kept for its rules
+    where: list[str] | None  # creation stack, under detect_anomaly()
 
     @property
     def released(self) -> bool:
