@@ -32,7 +32,7 @@ def test_stepping_backward_by_hand_with_backward_methods() -> None:
     assert math.isclose(n.grad, 1 - o.data**2)
     for node in reversed(cs.engine.toposort(o)[:-1]):
         node._backward()
-    x1, x2, w1, w2, b = leaves
+    x1, _, w1, _, b = leaves
     assert math.isclose(w1.grad, x1.data * (1 - o.data**2))
     assert math.isclose(x1.grad, w1.data * (1 - o.data**2))
     assert math.isclose(b.grad, 1 - o.data**2)
@@ -117,7 +117,7 @@ def test_unfused_neuron_and_unfused_picture_match_micrograd() -> None:
     picture = to_dot(f, unfuse=True)
     real = to_dot(a)
     # The same number of op nodes of each kind and the same data/grad records.
-    for op in ('label="*"', 'label="+"', 'label=ReLU'):
+    for op in ('label="*"', 'label="+"', "label=ReLU"):
         assert picture.count(op) == real.count(op)
     assert "w·x+b" not in picture and "w·x+b" in to_dot(f)
     records = sorted(line.split("label=")[1] for line in picture.splitlines() if "record" in line)

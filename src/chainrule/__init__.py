@@ -56,6 +56,8 @@ from chainrule.tensor.creation import (
 from chainrule.tensor.device import device, get_default_device, set_default_device
 from chainrule.tensor.dtypes import (
     bool_ as bool,
+)
+from chainrule.tensor.dtypes import (
     double,
     float16,
     float32,
@@ -173,10 +175,10 @@ __all__ = [
     "half",
     "initial_seed",
     "int",
+    "int8",
     "int16",
     "int32",
     "int64",
-    "int8",
     "is_grad_enabled",
     "is_tensor",
     "linspace",

@@ -124,8 +124,14 @@ METHODS = [
     ("min_dim", lambda t: t.min(1).values),
     ("max_all", lambda t: t.max()),
     ("max_other", lambda t: t.max(t * 0.5)),
-    ("type", lambda t: t.type(torch.float64) if isinstance(t, torch.Tensor) else t.type(cr.float64)),
-    ("to_dtype", lambda t: t.to(torch.float32) if isinstance(t, torch.Tensor) else t.to(cr.float32)),
+    (
+        "type",
+        lambda t: t.type(torch.float64) if isinstance(t, torch.Tensor) else t.type(cr.float64),
+    ),
+    (
+        "to_dtype",
+        lambda t: t.to(torch.float32) if isinstance(t, torch.Tensor) else t.to(cr.float32),
+    ),
     ("to_cpu", lambda t: t.to("cpu").cpu() * 3),
 ]
 
@@ -168,7 +174,7 @@ def test_in_place_methods_match_pytorch_and_bump_the_version() -> None:
         c = cr.tensor([4.0, 5.0, 6.0])
         loss = (w * c).sum()  # mul saves c
         op(c)
-        with pytest.raises(RuntimeError, match="modified|changed|in place"):
+        with pytest.raises(RuntimeError, match=r"modified|changed|in place"):
             loss.backward()
 
 
@@ -352,8 +358,10 @@ OPTIMISERS = [
     ("RMSprop", {"lr": 0.005, "alpha": 0.9, "momentum": 0.8, "weight_decay": 0.01}),
     ("RMSprop", {"lr": 0.003, "centered": True, "momentum": 0.5, "eps": 1e-6}),
     ("Adagrad", {"lr": 0.1}),
-    ("Adagrad", {"lr": 0.05, "lr_decay": 0.01, "weight_decay": 0.02,
-                 "initial_accumulator_value": 0.1}),  # fmt: skip
+    (
+        "Adagrad",
+        {"lr": 0.05, "lr_decay": 0.01, "weight_decay": 0.02, "initial_accumulator_value": 0.1},
+    ),
 ]
 
 
@@ -399,8 +407,14 @@ def test_dataloader_collates_as_pytorch() -> None:
             assert str(u.dtype) == str(v.dtype).removeprefix("torch.")
             np.testing.assert_array_equal(u.numpy(), v.numpy())
     ds = TensorDataset(cr.arange(10).reshape(5, 2), cr.tensor([0, 1, 0, 1, 1]))
-    tds = torch.utils.data.TensorDataset(torch.arange(10).reshape(5, 2), torch.tensor([0, 1, 0, 1, 1]))
-    for a, b in zip(DataLoader(ds, 2, drop_last=True), torch.utils.data.DataLoader(tds, 2, drop_last=True), strict=True):
+    tds = torch.utils.data.TensorDataset(
+        torch.arange(10).reshape(5, 2), torch.tensor([0, 1, 0, 1, 1])
+    )
+    for a, b in zip(
+        DataLoader(ds, 2, drop_last=True),
+        torch.utils.data.DataLoader(tds, 2, drop_last=True),
+        strict=True,
+    ):
         assert [t.tolist() for t in a] == [t.tolist() for t in b]
     assert len(DataLoader(ds, 2)) == 3 and len(DataLoader(ds, 2, drop_last=True)) == 2
     assert [t.tolist() for t in ds[1]] == [[2, 3], 1]

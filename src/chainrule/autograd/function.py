@@ -124,9 +124,7 @@ class Function:
             defvjp_argnums(prim, _backward)
             cls._primitive = prim
         recording = grad_mode.is_grad_enabled()
-        needs = tuple(
-            recording and isinstance(a, Tensor) and a.requires_grad for a in args
-        )
+        needs = tuple(recording and isinstance(a, Tensor) and a.requires_grad for a in args)
         ctx = FunctionCtx(needs)
         out = prim(*args, _function=cls, _ctx=ctx)
         return _tensor(out)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from chainrule.nn import functional as F
 from chainrule.nn.module import Module
 from chainrule.nn.rng import RNG, Generator, as_generator

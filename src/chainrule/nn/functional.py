@@ -64,6 +64,7 @@ def nll_loss(input: Any, target: Any, reduction: Reduction = "mean") -> Any:
 def flatten(input: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
     return input.flatten(start_dim, end_dim)
 
+
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)

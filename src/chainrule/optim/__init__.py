@@ -1,6 +1,7 @@
 """Optimisers on the tensor engine, with PyTorch's names and update formulas.
 
-``SGD`` (momentum, Nesterov, weight decay), ``Adam``, ``AdamW``, ``RMSprop``, ``Adagrad``; learning-rate schedules
+``SGD`` (momentum, Nesterov, weight decay), ``Adam``, ``AdamW``, ``RMSprop``,
+``Adagrad``; learning-rate schedules
 in ``lr_scheduler`` (``StepLR``, ``LinearLR``, ``CosineAnnealingLR``).
 
 Example:

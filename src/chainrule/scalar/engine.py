@@ -117,12 +117,15 @@ class Value:
     ) -> None:
         self.data = _check_real(data, _context)
         self.grad = 0.0
+        children: Iterable[Value] = ()
         if isinstance(_children, str):  # Value(data, label): chainrule's older signature
-            _children, label = (), _children
+            label = _children
+        else:
+            children = _children
         self.label = label
         # micrograd's constructor: a node made by hand from children has no local
         # derivatives here; its _backward (micrograd's closure, or ours) says how.
-        self._prev = tuple(_children)
+        self._prev = tuple(children)
         self._local = ()
         self._op = _op
         self._g = 0.0  # gradient of the backward pass in progress (0 between passes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 
-class device:  # noqa: N801  (PyTorch's lower-case class name)
+class device:
     """A place for tensors: ``device("cpu")`` (also ``"cpu:0"``, or another device).
 
     Example:
@@ -20,15 +20,19 @@ class device:  # noqa: N801  (PyTorch's lower-case class name)
     """
 
     __slots__ = ("index", "type")
+    type: str
+    index: int | None
 
     def __init__(self, type: Any, index: int | None = None) -> None:
+        name = type
         if isinstance(type, device):
-            type, index = type.type, type.index
-        if not isinstance(type, str):
-            raise TypeError(f"device: expected a string such as 'cpu', got {type!r}.")
-        kind, _, number = type.partition(":")
+            name = type.type
+            index = type.index if index is None else index
+        if not isinstance(name, str):
+            raise TypeError(f"device: expected a string such as 'cpu', got {name!r}.")
+        kind, _, number = name.partition(":")
         if kind != "cpu":
-            raise no_device("device", type)
+            raise no_device("device", name)
         self.type = kind
         self.index = int(number) if number else index
 

@@ -57,14 +57,14 @@ def abs(input: Any) -> Tensor:
 
 def square(input: Any) -> Tensor:
     """x²;  d/dx = 2x."""
-    return _t(input) * input
+    return _t(input) * input  # type: ignore[no-any-return]
 
 
 def pow(input: Any, exponent: Any) -> Tensor:
     """x^y (``input`` may be a number when ``exponent`` is a tensor)."""
     if not isinstance(input, Tensor) and isinstance(exponent, Tensor):
         return exponent.__rpow__(input)
-    return _t(input) ** exponent
+    return _t(input) ** exponent  # type: ignore[no-any-return]
 
 
 def clamp(input: Any, min: Any = None, max: Any = None) -> Tensor:
@@ -83,19 +83,19 @@ def mm(input: Any, mat2: Any) -> Tensor:
 
 
 def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
-    return _t(input) + (other if alpha == 1 else other * alpha)
+    return _t(input) + (other if alpha == 1 else other * alpha)  # type: ignore[no-any-return]
 
 
 def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
-    return _t(input) - (other if alpha == 1 else other * alpha)
+    return _t(input) - (other if alpha == 1 else other * alpha)  # type: ignore[no-any-return]
 
 
 def mul(input: Any, other: Any) -> Tensor:
-    return _t(input) * other
+    return _t(input) * other  # type: ignore[no-any-return]
 
 
 def div(input: Any, other: Any) -> Tensor:
-    return _t(input) / other
+    return _t(input) / other  # type: ignore[no-any-return]
 
 
 def sum(input: Any, dim: Any = None, keepdim: bool = False) -> Tensor:

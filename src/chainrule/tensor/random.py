@@ -21,9 +21,14 @@ thread, give each thread its own ``rng=``.
 from __future__ import annotations
 
 import threading
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
+
+
+def _fresh_seed() -> int:
+    """A seed from the OS's entropy (63 bits, as PyTorch's seeds fit an int64)."""
+    return int(np.random.SeedSequence().generate_state(1, np.uint64)[0]) >> 1
 
 
 class DefaultGenerator:
@@ -31,7 +36,7 @@ class DefaultGenerator:
 
     def __init__(self, seed: int | None = None) -> None:
         self._lock = threading.Lock()
-        self._seed = int(np.random.SeedSequence(seed).entropy) if seed is None else seed
+        self._seed = _fresh_seed() if seed is None else seed
         self._gen = np.random.default_rng(self._seed)
 
     def manual_seed(self, seed: int) -> DefaultGenerator:
@@ -79,8 +84,8 @@ class DefaultGenerator:
             return self._gen.permutation(n)
 
 
-Generator = Union[np.random.Generator, DefaultGenerator]
-RNG = np.random.Generator | int | None
+Generator = np.random.Generator | DefaultGenerator
+RNG = np.random.Generator | DefaultGenerator | int | None
 
 _default = DefaultGenerator()
 
@@ -92,7 +97,7 @@ def manual_seed(seed: int) -> DefaultGenerator:
 
 def seed() -> int:
     """Reseed the default generator from the OS's entropy; returns the new seed."""
-    new = int(np.random.SeedSequence().entropy) % (2**63)
+    new = _fresh_seed()
     _default.manual_seed(new)
     return new
 

@@ -8,6 +8,7 @@ method (``t.numel()`` counts the elements).
 
 from __future__ import annotations
 
+import builtins
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -98,13 +99,13 @@ class TorchMethods:
                 f"mm: both operands must be matrices (2-D), got shapes {self._data.shape} and "
                 f"{np.shape(getattr(other, '_data', other))}; use matmul (@) for other shapes."
             )
-        return self @ other  # type: ignore[operator, no-any-return]
+        return self @ other  # type: ignore[no-any-return]
 
     # -- values and copies ----------------------------------------------------------------
 
     def pow(self, exponent: Any) -> Tensor:
         """x^y;  d/dx = y x^(y-1), d/dy = x^y ln x."""
-        return self ** exponent  # type: ignore[operator, no-any-return]
+        return self**exponent  # type: ignore[no-any-return]
 
     def clone(self) -> Tensor:
         """A copy with its own memory; the gradient flows back to this tensor."""
@@ -132,7 +133,7 @@ class TorchMethods:
         if self._data.ndim == 0:
             return MaxMin(ops.reshape(self, ()), _wrap(np.zeros((), np.int64)))
         indices = np.expand_dims(pick(self._data, axis=dim), dim).astype(np.int64)
-        index = list(np.indices(indices.shape, sparse=True))
+        index: list[Any] = list(np.indices(indices.shape, sparse=True))
         index[dim] = indices
         values = ops.getitem(self, tuple(index))
         if not keepdim:
@@ -181,7 +182,7 @@ class TorchMethods:
         return devices.CPU
 
     @property
-    def is_cuda(self) -> bool:
+    def is_cuda(self) -> builtins.bool:
         return False
 
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
