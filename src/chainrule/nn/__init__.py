@@ -12,7 +12,7 @@
 Example:
     >>> import numpy as np
     >>> from chainrule import Tensor, nn
-    >>> nn.manual_seed(0)
+    >>> _ = nn.manual_seed(0)  # returns the generator, as torch.manual_seed
     >>> model = nn.MLP(2, [16, 16], 3)
     >>> logits = model(Tensor(np.zeros((8, 2), dtype=np.float32)))
     >>> loss = nn.CrossEntropyLoss()(logits, np.zeros(8, dtype=np.int64))
