@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import chainrule as cr
+import chainrule.data
 from chainrule import nn, optim
 from chainrule.utils.data import DataLoader, Dataset, TensorDataset
 
@@ -433,6 +434,7 @@ def test_manual_seed_fixes_every_draw() -> None:
             nn.Dropout(0.5)(cr.ones(8)).tolist(),
             [b[0].tolist() for b in DataLoader(ds, batch_size=5, shuffle=True)],
             nn.init.normal_(cr.empty(3)).tolist(),
+            [b[0].tolist() for b in cr.data.DataLoader(ds, batch_size=5, shuffle=True)],
         ]
 
     first, second = draws(), draws()
@@ -466,3 +468,34 @@ def test_default_generator_is_safe_to_draw_from_in_threads() -> None:
     got = np.concatenate(results)
     assert got.shape == expected.shape
     np.testing.assert_array_equal(np.sort(got), np.sort(expected))
+
+
+def test_module_to_dtype_converts_parameters_in_place_as_pytorch() -> None:
+    model = nn.Sequential(nn.Linear(3, 2), nn.Tanh(), nn.Linear(2, 1))
+    weight = model[0].weight
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1))
+    with torch.no_grad():
+        for p, q in zip(model.parameters(), theirs.parameters(), strict=True):
+            q.copy_(torch.from_numpy(p.numpy().copy()))
+    assert model.to(cr.float64) is model and model[0].weight is weight
+    theirs = theirs.double()
+    x = RNG.standard_normal((4, 3))
+    np.testing.assert_allclose(
+        model(cr.from_numpy(x)).numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-6
+    )
+    assert model.float()[0].weight.dtype == cr.float32
+
+
+def test_from_numpy_shares_memory_and_functional_softmax_takes_dim() -> None:
+    a = np.arange(6.0).reshape(2, 3)
+    t = cr.from_numpy(a)
+    a[0, 0] = 9.0
+    assert t[0, 0].item() == 9.0 and t.dtype == cr.float64
+    np.testing.assert_allclose(
+        nn.functional.softmax(t, dim=0).numpy(),
+        torch.nn.functional.softmax(torch.from_numpy(a), dim=0).numpy(),
+    )
+    np.testing.assert_allclose(
+        nn.functional.log_softmax(t, 1).numpy(),
+        torch.nn.functional.log_softmax(torch.from_numpy(a), 1).numpy(),
+    )
