@@ -14,6 +14,11 @@ time) and backpropagates through the fresh graph. Memory for compute: Chen et al
 - ``preserve_rng_state=True`` replays the random draws (dropout masks), so the gradients
   equal those without checkpointing.
 
+Tensors that the function reads from outside and that need a gradient must be leaves
+(parameters) or arguments. An intermediate result read from a closure is supported only
+when nothing else uses it; otherwise the engine reports that its graph was freed (pass
+it as an argument instead).
+
 How it is built, on the engine's public pieces only: the first run records ``function``
 as usual and walks the recorded graph once to find the leaves that require a gradient
 (the parameters it touched); then that graph is dropped. What is recorded instead is one
@@ -125,13 +130,15 @@ def checkpoint(
                 )
             root = again[0] if len(again) == 1 else concatenate([o.reshape(-1) for o in again])
         picked = [wanted[i] for i in argnums]
-        try:
-            grads = run_backward(
-                root, g, retain_graph=True, create_graph=create_graph, inputs=picked
-            )
-        finally:
-            for handle in handles:
-                handle.remove()
+        del call, again  # (the root keeps what the pass needs)
+        if not create_graph:
+            grads = _backward_into_own_grads(root, g, wanted, picked)
+        else:
+            try:
+                grads = run_backward(root, g, retain_graph=True, create_graph=True, inputs=picked)
+            finally:
+                for handle in handles:
+                    handle.remove()
         return [
             np.zeros_like(x._data) if gi is None else gi
             for gi, x in zip(grads, picked, strict=True)
@@ -237,6 +244,29 @@ class _Segment:
         for layer in layers:
             x = layer(x)
         return x
+
+
+def _backward_into_own_grads(
+    root: Tensor, g: np.ndarray, leaves: list[Tensor], picked: list[Tensor]
+) -> list[Any]:
+    """The gradients of ``picked`` by a normal backward pass, ``.grad`` left as it was.
+
+    ``run_backward(..., inputs=...)`` would also return them, but it keeps every node of
+    the graph alive until it ends (to know which lead to an input), so the recomputed
+    segment would not be freed as the pass goes, and nested checkpoints (the recursive
+    mode) would hold O(log² n) boundaries instead of O(log n). A normal pass frees each
+    node when it has passed it on; its leaves' ``.grad`` are set aside for it and put
+    back after, whether it succeeds or fails.
+    """
+    saved = [(t, t.grad) for t in leaves]
+    for t in leaves:
+        t.grad = None
+    try:
+        run_backward(root, g, retain_graph=False, create_graph=False)
+        return [None if t.grad is None else t.grad._data for t in picked]
+    finally:
+        for t, grad in saved:
+            t.grad = grad
 
 
 def _as_layers(functions: Any) -> list[Any]:
