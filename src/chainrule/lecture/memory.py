@@ -60,6 +60,7 @@ class StrategyRun:
     segments: str  # what was checkpointed, in words
     events: list[Event]
     peak_bytes: int  # the highest bytes held at any moment (between events too)
+    grad_bytes: int  # the parameters' gradients at the end (the planner does not count them)
     forward_flops: int
     extra_forward_flops: int  # FLOPs of the recomputed operations
     step_seconds: float  # median time of forward + backward, without measuring overhead
@@ -166,7 +167,7 @@ def memory_profile(
     """Measure each strategy's bytes over time, peak, recomputed FLOPs and step time.
 
     ``budget_bytes`` (for ``planner``) defaults to half of the planner's estimate without
-    checkpointing. Raises ValueError (the planner's message) when no plan fits the budget.
+    checkpointing (or the smallest feasible budget, if that is more). Raises ValueError (the planner's message) when no plan fits the budget.
     """
     for name in strategies:
         if name not in STRATEGIES:
@@ -175,8 +176,9 @@ def memory_profile(
             )
     model, x, y, rec, flops = deep_mlp(layers, width, batch, seed)
     sizes = checkpoint_plan.layer_sizes(model, list(model), x)  # measured once, cached
-    if budget_bytes is None:
-        budget_bytes = checkpoint_plan.peak_bytes(sizes, [(0, len(sizes))]) // 2
+    if budget_bytes is None:  # half, or the least that any plan needs if that is more
+        smallest = min(p.peak_bytes for p in checkpoint_plan.candidates(sizes))
+        budget_bytes = max(smallest, checkpoint_plan.peak_bytes(sizes, [(0, len(sizes))]) // 2)
     profile = MemoryProfile(layers, width, batch, predicted_bytes(layers, width, batch),
                             budget_bytes)  # fmt: skip
     for name in strategies:
@@ -211,7 +213,8 @@ def memory_profile(
         events = rec.events
         extra = sum(flops[e.op] for e in events if e.phase == "recompute")
         forward = sum(flops[e.op] for e in events if e.phase == "forward")
-        run_record = StrategyRun(name, text, events, peak, forward, extra,
+        grads = sum(p.grad.numpy().nbytes for p in model.parameters() if p.grad is not None)
+        run_record = StrategyRun(name, text, events, peak, grads, forward, extra,
                                  float(np.median(seconds)))  # fmt: skip
         profile.runs.append(run_record)
     return profile
@@ -237,8 +240,9 @@ def plot_profile(profile: MemoryProfile, path: Path) -> Path:
             recomputed = [i + 1 for i, e in enumerate(r.events) if e.phase == "recompute"]
             if recomputed and r.name != "log":
                 ax.scatter(recomputed, [ys[i] for i in recomputed], s=6, color=COLORS[r.name])
-        ax.axhline(profile.predicted_bytes / mib, color="black", ls="--", lw=1,
-                   label=f"lecture: Σ f_k + h_k = {profile.predicted_bytes / mib:.1f} MiB")  # fmt: skip
+        predicted = profile.predicted_bytes / mib
+        ax.axhline(predicted, color="black", ls="--", lw=1,
+                   label=f"lecture: Σ f_k + h_k = {predicted:.1f} MiB")  # fmt: skip
         ax.set(
             xlabel="operations in the order they ran (forward ops, then backward ops; dots: "
             "forward ops recomputed during backward)",
