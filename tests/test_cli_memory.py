@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,10 +92,14 @@ def test_cli_budget_too_small_is_one_line_and_writes_nothing(
     ],
 )
 def test_cli_bad_arguments(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], message: str
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    argv: list[str],
+    message: str,
 ) -> None:
-    os.chdir(tmp_path)
-    code, out, err = run_cli(capsys, *argv)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2 and message in err and err.count("\n") == 1
 
 

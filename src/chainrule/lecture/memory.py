@@ -167,7 +167,8 @@ def memory_profile(
     """Measure each strategy's bytes over time, peak, recomputed FLOPs and step time.
 
     ``budget_bytes`` (for ``planner``) defaults to half of the planner's estimate without
-    checkpointing (or the smallest feasible budget, if that is more). Raises ValueError (the planner's message) when no plan fits the budget.
+    checkpointing (or the smallest feasible budget, if that is more). Raises ValueError
+    (the planner's message) when no plan fits the budget.
     """
     for name in strategies:
         if name not in STRATEGIES:
