@@ -195,6 +195,22 @@ def test_double_backward_with_closure_parameter_shared_below() -> None:
     np.testing.assert_allclose(hvp(True), hvp(False), rtol=0, atol=TOL)
 
 
+def test_parameter_hooks_run_once() -> None:
+    net = mlp(depth=2)
+    calls: list[int] = []
+
+    def double(g: Tensor) -> Tensor:
+        calls.append(1)
+        return g * 2
+
+    plain = gradients(net, X, net)
+    net[0].weight.register_hook(double)
+    got = gradients(net, X, lambda x: checkpoint_sequential(net, 2, x))
+    assert len(calls) == 1
+    np.testing.assert_allclose(got[1], 2 * plain[1], rtol=0, atol=TOL)  # doubled once
+    assert_same(got[2:], plain[2:])
+
+
 def test_closure_intermediate_used_only_inside() -> None:
     w = Tensor(np.linspace(-1.0, 1.0, 5), requires_grad=True)
 

@@ -135,7 +135,10 @@ def checkpoint(
             grads = _backward_into_own_grads(root, g, wanted, picked)
         else:
             try:
-                grads = run_backward(root, g, retain_graph=True, create_graph=True, inputs=picked)
+                with _hooks_set_aside(wanted):
+                    grads = run_backward(
+                        root, g, retain_graph=True, create_graph=True, inputs=picked
+                    )
             finally:
                 for handle in handles:
                     handle.remove()
@@ -262,11 +265,26 @@ def _backward_into_own_grads(
     for t in leaves:
         t.grad = None
     try:
-        run_backward(root, g, retain_graph=False, create_graph=False)
+        with _hooks_set_aside(leaves):
+            run_backward(root, g, retain_graph=False, create_graph=False)
         return [None if t.grad is None else t.grad._data for t in picked]
     finally:
         for t, grad in saved:
             t.grad = grad
+
+
+@contextmanager
+def _hooks_set_aside(leaves: Sequence[Tensor]) -> Iterator[None]:
+    """The leaves' gradient hooks off during the rule's own pass: the outer pass, which
+    receives the gradients the rule returns, runs them once, as without checkpointing."""
+    saved = [(t, t._hooks) for t in leaves]
+    for t in leaves:
+        t._hooks = None
+    try:
+        yield
+    finally:
+        for t, hooks in saved:
+            t._hooks = hooks
 
 
 def _as_layers(functions: Any) -> list[Any]:
