@@ -20,6 +20,12 @@ Time: the candidates of one library pair are timed in ONE process, interleaved (
 rotates every round) after a warm-up step each; the table shows medians and ratios. Both
 libraries use one BLAS / intra-op thread (the machine is shared; ratios hold better).
 
+Allocator: with glibc's default malloc, large arrays freed in the middle of a step go back
+to the operating system and are faulted in again when the next segment (or its
+recomputation) allocates them, which costs checkpointed runs (of both libraries) time the
+plain run does not pay. ``MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=4294967296``
+in the environment keeps them in the process; the first line says which settings ran.
+
 Gradients: each memory worker saves d loss / d (every weight and bias); the parent compares
 them: chainrule's checkpointed runs against its plain run (bitwise: the same BLAS calls in
 the same order), PyTorch's against chainrule's (float32, largest relative difference).
@@ -199,11 +205,13 @@ def machine() -> str:
     import torch
     from threadpoolctl import threadpool_info
 
+    malloc = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_"))
     blas = ", ".join(f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
                      for i in threadpool_info() if i["user_api"] == "blas")  # fmt: skip
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; Python "
             f"{platform.python_version()}, NumPy {np.__version__} (BLAS: {blas}), torch "
-            f"{torch.__version__}; timed with 1 BLAS / intra-op thread each")  # fmt: skip
+            f"{torch.__version__}; timed with 1 BLAS / intra-op thread each; glibc malloc "
+            f"settings: {malloc or 'defaults'}")  # fmt: skip
 
 
 def main() -> None:
@@ -259,7 +267,7 @@ def main() -> None:
             "time log / plain | gradients |"
         )
         print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-        for k in (int(s) for s in args.log_layers.split(",")):
+        for k in (int(s) for s in args.log_layers.split(",") if s):
             pm = measure("chainrule", args, k, Path(tmp))
             lm = measure("chainrule-log", args, k, Path(tmp))
             tt = timings(["chainrule", "chainrule-log"], args, k, args.log_rounds)
