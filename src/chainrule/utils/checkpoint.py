@@ -108,7 +108,8 @@ def checkpoint(
     # raveled into one vector (split again below by recorded getitem/reshape).
     joined = arrays[0] if len(arrays) == 1 else np.concatenate([a.reshape(-1) for a in arrays])
     n_args = len(positions)
-    del first, outs, arrays  # drop the first run's graph: its memory can go now
+    # The first run's graph goes once ``result`` is rebuilt around the new outputs below.
+    del first, outs, arrays
 
     def recompute(argnums: Sequence[int], g: Any, ans: Any, *inputs: Any) -> list[Any]:
         create_graph = isinstance(g, Tensor)
