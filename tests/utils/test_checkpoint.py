@@ -175,6 +175,18 @@ def test_gradcheck_order_two_through_checkpoint() -> None:
     assert chainrule.gradcheck(f, X, w, order=2)
 
 
+def test_gradcheck_order_two_through_nested_checkpoints() -> None:
+    w = np.random.default_rng(1).normal(size=(5, 5))
+
+    def inner(a: Any, b: Any) -> Any:
+        return (a @ b).tanh()
+
+    def f(x: Any, w: Any) -> Any:
+        return checkpoint(lambda a, b: checkpoint(inner, a, b).sin() * b.sum(), x, w)
+
+    assert chainrule.gradcheck(f, X, w, order=2)
+
+
 def test_double_backward_with_closure_parameter_shared_below() -> None:
     # w is read inside the checkpoint (closure) and also made its input: the second
     # derivative must count each path once.
