@@ -341,3 +341,26 @@ def test_planned_run_stays_under_budget_measured_by_tracemalloc() -> None:
         )
         assert plain > budget  # the budget binds: without a plan the run would not fit
         assert planned <= budget, (fraction, planned, budget)
+
+
+def test_sequential_gradients_match_pytorch() -> None:
+    import torch
+    net = mlp(depth=5)
+    got = gradients(net, X, lambda x: checkpoint_sequential(net, 3, x))
+    layers: list[Any] = []
+    for m in net:
+        if isinstance(m, nn.Linear):
+            lin = torch.nn.Linear(m.in_features, m.out_features, dtype=torch.float64)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(m.weight.numpy()))
+                lin.bias.copy_(torch.from_numpy(m.bias.numpy()))
+            layers.append(lin)
+        else:
+            layers.append(torch.nn.ReLU())
+    tnet = torch.nn.Sequential(*layers)
+    tx = torch.tensor(X, requires_grad=True)
+    tnet(tx).sum().backward()
+    assert tx.grad is not None
+    want = [tx.grad.numpy()] + [p.grad.numpy() for p in tnet.parameters()]  # type: ignore[union-attr]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
