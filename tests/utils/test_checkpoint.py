@@ -103,6 +103,18 @@ def test_dropout_masks_replayed() -> None:
     assert_same(got, plain)
 
 
+def test_replay_leaves_the_callers_stream_where_the_plain_run_leaves_it() -> None:
+    net = mlp(dropout=0.5)
+    gradients(net, X, net)
+    after_plain = nn.rng.default_generator().random(3)
+    gradients(net, X, lambda x: checkpoint_sequential(net, 3, x))
+    np.testing.assert_array_equal(nn.rng.default_generator().random(3), after_plain)
+    state = nn.rng.get_rng_state()
+    first = nn.rng.default_generator().random(2)
+    nn.rng.set_rng_state(state)
+    np.testing.assert_array_equal(nn.rng.default_generator().random(2), first)
+
+
 def test_without_rng_replay_masks_differ() -> None:
     net = mlp(dropout=0.5)
     plain = gradients(net, X, net)
@@ -345,6 +357,7 @@ def test_planned_run_stays_under_budget_measured_by_tracemalloc() -> None:
 
 def test_sequential_gradients_match_pytorch() -> None:
     import torch
+
     net = mlp(depth=5)
     got = gradients(net, X, lambda x: checkpoint_sequential(net, 3, x))
     layers: list[Any] = []

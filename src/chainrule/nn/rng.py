@@ -11,6 +11,8 @@ does::
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 RNG = np.random.Generator | int | None
@@ -22,6 +24,16 @@ def manual_seed(seed: int) -> None:
     """Reset the default generator to ``seed`` (as ``torch.manual_seed`` does)."""
     global _default
     _default = np.random.default_rng(seed)
+
+
+def get_rng_state() -> dict[str, Any]:
+    """The default generator's state (as ``torch.get_rng_state``); ``set_rng_state`` it back."""
+    return dict(_default.bit_generator.state)
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Put the default generator back to a state ``get_rng_state`` returned."""
+    _default.bit_generator.state = state
 
 
 def default_generator() -> np.random.Generator:

@@ -382,19 +382,19 @@ class _RngState:
     """The generators' states before the first run, replayed for the recomputation."""
 
     def __init__(self, function: Any) -> None:
-        self.default = nn_rng.default_generator().bit_generator.state
+        self.default = nn_rng.get_rng_state()
         self.own = [(g, g.bit_generator.state) for g in _generators(function)]
 
     @contextmanager
     def replay(self) -> Iterator[None]:
-        # The default generator is looked up now: nn.manual_seed may have replaced it.
-        pairs = [(nn_rng.default_generator(), self.default)]
-        pairs += self.own
-        now = [g.bit_generator.state for g, _ in pairs]
-        for g, state in pairs:
+        now_default = nn_rng.get_rng_state()
+        now_own = [g.bit_generator.state for g, _ in self.own]
+        nn_rng.set_rng_state(self.default)
+        for g, state in self.own:
             g.bit_generator.state = state
         try:
             yield
         finally:  # the caller's streams go on as if nothing had been drawn
-            for (g, _), state in zip(pairs, now, strict=True):
+            nn_rng.set_rng_state(now_default)
+            for (g, _), state in zip(self.own, now_own, strict=True):
                 g.bit_generator.state = state

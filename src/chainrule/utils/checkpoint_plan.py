@@ -141,8 +141,7 @@ def measure(layers: Sequence[Any], input: Any) -> list[LayerSize]:
     """
     from chainrule.nn import rng as nn_rng
 
-    generator = nn_rng.default_generator()
-    state = generator.bit_generator.state
+    state = nn_rng.get_rng_state()
     sizes = []
     x = input
     try:
@@ -154,7 +153,7 @@ def measure(layers: Sequence[Any], input: Any) -> list[LayerSize]:
                 sizes.append(LayerSize(kept, int(y._data.nbytes)))
                 x = y._data
     finally:
-        generator.bit_generator.state = state
+        nn_rng.set_rng_state(state)
     return sizes
 
 
