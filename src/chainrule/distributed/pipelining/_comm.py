@@ -57,7 +57,7 @@ def mpiexec_command(n: int, argv: Sequence[str]) -> list[str]:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-run-as-root")
     # Stay on this machine: TCP only over loopback, shared memory between ranks.
-    cmd += ["--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
+    cmd += ["--mca", "btl_tcp_if_include", "lo"]
     return cmd + list(argv)
 
 

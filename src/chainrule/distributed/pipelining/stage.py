@@ -165,7 +165,7 @@ class PipelineStage:
                 f"stage {self.stage_index}: the submodule must return one Tensor, got "
                 f"{type(out).__name__}."
             )
-        nbytes = (saved_bytes(out) if out.requires_grad else 0) + inp.nbytes
+        nbytes = (saved_bytes(out) if out.requires_grad else 0) + data.nbytes
         self._held[mb] = inp, out, nbytes
         self.activation_bytes += nbytes
         self.peak_activation_bytes = max(self.peak_activation_bytes, self.activation_bytes)
@@ -177,7 +177,8 @@ class PipelineStage:
         """Backward of micro-batch ``mb``: from ``loss`` on the last stage, else received."""
         inp, out, nbytes = self._held.pop(mb)
         if loss is None:
-            grad = np.empty_like(out.data)
+            # C order, as the sender's buffer: empty_like would copy a Fortran layout.
+            grad = np.empty(out.shape, dtype=out.dtype)
             self.comm.Recv(grad, source=self.stage_index + 1, tag=2 * mb + 1)
         t0 = time.perf_counter()
         if out.requires_grad:
@@ -244,7 +245,7 @@ def split_sequential(
 def _balanced_cuts(cost: list[float], k: int) -> list[int]:
     """Cut positions splitting ``cost`` into k non-empty runs minimising the largest sum.
 
-    Dynamic programming over (layers used, stages used); ties go to the earliest cut.
+    Dynamic programming over (layers used, stages used); ties go to the latest cut.
     """
     n = len(cost)
     prefix = np.concatenate([[0.0], np.cumsum(cost)])
@@ -256,7 +257,7 @@ def _balanced_cuts(cost: list[float], k: int) -> list[int]:
         for i in range(j, n - (k - j) + 1):
             for c in range(j - 1, i):
                 v = max(best[j - 1][c], float(prefix[i] - prefix[c]))
-                if v < best[j][i]:
+                if v <= best[j][i]:  # ties: the latest cut, so a ReLU stays with its Linear
                     best[j][i], arg[j][i] = v, c
     cuts, i = [], n
     for j in range(k, 0, -1):
