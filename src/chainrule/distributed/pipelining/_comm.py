@@ -73,6 +73,10 @@ def launch(n: int, argv: Sequence[str], timeout: float | None = None) -> int:
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")  # one BLAS thread per rank: ranks share the cores
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # A fixed malloc threshold: every array over 64 KiB gets its own mapping, returned to
+    # the OS when freed, so a rank's private memory (and a cap on it) follows its live
+    # arrays instead of the heap's high-water mark.
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", "65536")
     try:
         proc = subprocess.run(
             mpiexec_command(n, argv), env=env, stderr=subprocess.PIPE, text=True, timeout=timeout

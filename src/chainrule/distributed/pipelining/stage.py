@@ -238,11 +238,11 @@ def split_sequential(
         cost = _layer_times(layers, example_input)
     else:
         raise ValueError(f"split_sequential: by must be 'parameters' or 'time', got {by!r}.")
-    cuts = _balanced_cuts(cost, num_stages)
+    cuts = balanced_cuts(cost, num_stages)
     return [Sequential(*layers[a:b]) for a, b in zip([0, *cuts], [*cuts, len(layers)], strict=True)]
 
 
-def _balanced_cuts(cost: list[float], k: int) -> list[int]:
+def balanced_cuts(cost: list[float], k: int) -> list[int]:
     """Cut positions splitting ``cost`` into k non-empty runs minimising the largest sum.
 
     Dynamic programming over (layers used, stages used); ties go to the latest cut.
