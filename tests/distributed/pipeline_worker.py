@@ -135,7 +135,9 @@ def fault(rank: int, k: int, how: str) -> None:
     parts = split_sequential(model, k)
     if how == "mismatch" and rank == 0:
         parts[0] = nn.Sequential(nn.Linear(6, 5, dtype=np.float64, rng=0))
-    mine = nn.Sequential(*parts[rank], Fault(how)) if rank == 1 and how != "mismatch" else parts[rank]
+    mine = (
+        nn.Sequential(*parts[rank], Fault(how)) if rank == 1 and how != "mismatch" else parts[rank]
+    )
     schedule = ScheduleGPipe(PipelineStage(mine, rank, k), 4, nn.MSELoss())
     for x, y in batches()[:3]:
         if rank == 0:

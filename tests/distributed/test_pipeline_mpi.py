@@ -14,7 +14,9 @@ from chainrule.distributed.pipelining._comm import mpiexec_command
 WORKER = str(Path(__file__).with_name("pipeline_worker.py"))
 
 
-def run_ranks(n: int, mode: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], float]:
+def run_ranks(
+    n: int, mode: str, timeout: float = 120
+) -> tuple[subprocess.CompletedProcess[str], float]:
     # python -m mpi4py: an exception outside a schedule's step aborts every rank too.
     cmd = mpiexec_command(n, [sys.executable, "-m", "mpi4py", WORKER, mode])
     t0 = time.monotonic()

@@ -88,8 +88,12 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             argv += [f"--{name.replace('_', '-')}", str(value)]
+    # With a memory cap, a fixed malloc threshold: every array over 64 KiB gets its own
+    # mapping, returned to the OS when freed, so a rank's private memory (what the cap
+    # limits) follows its live arrays instead of the heap's high-water mark.
+    env = {"MALLOC_MMAP_THRESHOLD_": "65536"} if args.memory_cap else {}
     try:
-        code = launch(args.stages, argv)
+        code = launch(args.stages, argv, extra_env=env)
     except ImportError as exc:
         raise UsageError(str(exc)) from None
     return 0 if code == 0 else 1
@@ -127,7 +131,7 @@ def _worker(args: argparse.Namespace) -> int:
         return 0
     try:
         _report(config, reports, args.out / "timeline.png")
-    except Exception as exc:  # noqa: BLE001 - rank 0 must not leave the others waiting
+    except Exception as exc:  # rank 0 must not leave the others waiting
         if comm.Get_size() == 1:
             raise
         abort(comm, f"pipeline stopped: rank 0 could not report: {type(exc).__name__}: {exc}")
@@ -146,11 +150,14 @@ def _report(config: Any, reports: list[Any], png: Path) -> None:
     print(f"bubble: measured {s.measured_bubble:.3f} (median of {s.measured_steps} steps), "
           f"tick model {s.tick_bubble:.3f} = {s.formula}")  # fmt: skip
     print(f"{'stage':>5}  {'layers':>7}  {'parameters':>10}  {'peak activations':>16}  "
-          f"{'F ms':>6}  {'B ms':>6}")  # fmt: skip
+          f"{'F ms':>6}  {'B ms':>6}  {'memory':>9}")  # fmt: skip
     for r, (f_ms, b_ms) in zip(reports, s.stage_ms, strict=True):
         layers = f"{r.layers[0]}-{r.layers[1]}"
         print(f"{r.stage:>5}  {layers:>7}  {r.parameters:>10}  "
-              f"{r.peak_activation_bytes / 1024:>13.1f} KiB  {f_ms:>6.2f}  {b_ms:>6.2f}")  # fmt: skip
+              f"{r.peak_activation_bytes / 1024:>13.1f} KiB  {f_ms:>6.2f}  {b_ms:>6.2f}  "
+              f"{r.private_bytes / 2**20:>5.0f} MiB")  # fmt: skip
+    cap = f" (cap {config.memory_cap_mb:g} MiB)" if config.memory_cap_mb else ""
+    print(f"memory: a stage's private memory over its start-up baseline, after each step{cap}")
     losses = reports[-1].losses
     print(f"loss (mean squared error): step 1 {losses[0]:.4f} → step {len(losses)} "
           f"{losses[-1]:.4f}")  # fmt: skip

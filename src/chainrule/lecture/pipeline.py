@@ -17,6 +17,7 @@ mappings they never touch, so a cap on it measures them instead of the model.)
 
 from __future__ import annotations
 
+import itertools
 import resource
 import statistics
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class StageReport:
     peak_activation_bytes: int
     events: list[list[tuple[str, int, float, float]]] = field(default_factory=list)  # per step
     losses: list[float] = field(default_factory=list)  # last stage: mean loss per step
+    private_bytes: int = 0  # the most private memory over the start-up baseline, per step
 
 
 class OutOfMemory(MemoryError):
@@ -75,7 +77,7 @@ def layer_cuts(config: PipelineConfig) -> list[tuple[int, int]]:
     """[first, end) Linear-layer ranges of the K stages, balanced by parameter count."""
     cost = [float(config.width * config.width + config.width)] * config.layers
     cuts = [0, *balanced_cuts(cost, config.stages), config.layers]
-    return list(zip(cuts[:-1], cuts[1:], strict=True))
+    return list(itertools.pairwise(cuts))
 
 
 def build_stage(config: PipelineConfig, stage: int) -> nn.Sequential:
@@ -116,7 +118,7 @@ def set_memory_cap(cap_mb: float) -> tuple[int, int]:
     return old
 
 
-def _train(config: PipelineConfig, rank: int, comm: Any) -> StageReport:
+def _train(config: PipelineConfig, rank: int, comm: Any, baseline: int) -> StageReport:
     k = config.stages
     module = build_stage(config, rank)
     stage = PipelineStage(module, rank, k, comm=comm)
@@ -138,6 +140,7 @@ def _train(config: PipelineConfig, rank: int, comm: Any) -> StageReport:
         else:
             loss = schedule.step()
         opt.step()
+        report.private_bytes = max(report.private_bytes, _private_bytes() - baseline)
         report.events.append([(kd, mb, a - schedule.step_start, b - schedule.step_start)
                               for kd, mb, a, b in stage.events])  # fmt: skip
         if loss is not None:
@@ -154,16 +157,18 @@ def run_rank(config: PipelineConfig) -> list[StageReport] | None:
     """
     comm = communicator()
     rank = comm.Get_rank()
+    baseline = _private_bytes()
     old_limit = set_memory_cap(config.memory_cap_mb) if config.memory_cap_mb else None
     try:
-        report = _train(config, rank, comm)
+        report = _train(config, rank, comm, baseline)
     except MemoryError as exc:
         first, end = layer_cuts(config)[rank]
         params = (end - first) * (config.width**2 + config.width)
         msg = (
             f"stage {rank} of {config.stages} is out of memory: its {end - first} layers' "
             f"parameters ({4 * params / MB:.1f} MiB), their gradients, Adam's state and "
-            f"scratch arrays and the activations exceed the cap of {config.memory_cap_mb:g} MiB per process "
+            f"scratch arrays and the activations exceed the cap of "
+            f"{config.memory_cap_mb:g} MiB per process "
             f"({exc}); use more stages (--stages {config.stages + 1}) or a larger cap"
         )
         if config.stages == 1:

@@ -64,19 +64,22 @@ def mpiexec_command(n: int, argv: Sequence[str]) -> list[str]:
 _RANK_DIED = re.compile(r"process rank (\d+) with PID \d+ on node \S+ exited on\s+signal (\d+)")
 
 
-def launch(n: int, argv: Sequence[str], timeout: float | None = None) -> int:
+def launch(
+    n: int,
+    argv: Sequence[str],
+    timeout: float | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> int:
     """Run ``argv`` on ``n`` ranks; return the exit status, naming a stage that was killed.
 
     The ranks' output passes through. When a rank dies by a signal, Open MPI's launcher
     reports the rank; rank k runs stage k, so the stage is named in one extra line.
+    ``extra_env`` is added to the ranks' environment.
     """
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")  # one BLAS thread per rank: ranks share the cores
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
-    # A fixed malloc threshold: every array over 64 KiB gets its own mapping, returned to
-    # the OS when freed, so a rank's private memory (and a cap on it) follows its live
-    # arrays instead of the heap's high-water mark.
-    env.setdefault("MALLOC_MMAP_THRESHOLD_", "65536")
+    env.update(extra_env or {})
     try:
         proc = subprocess.run(
             mpiexec_command(n, argv), env=env, stderr=subprocess.PIPE, text=True, timeout=timeout
