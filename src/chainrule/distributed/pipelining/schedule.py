@@ -14,6 +14,8 @@ aborts every rank (its neighbours would otherwise wait for it forever).
 
 from __future__ import annotations
 
+import functools
+import operator
 import time
 from collections.abc import Callable
 from typing import Any
@@ -117,26 +119,29 @@ class _PipelineSchedule:
             stage.comm.Barrier()
         self.step_start = time.perf_counter()
         stage.events.clear()
-        outs: dict[int, Tensor] = {}
-        total: Tensor | None = None
-        scale = 1.0 / self.n_microbatches
+        means: list[Tensor] = []  # the last stage's micro-batch losses, each times 1/M
         for kind, mb in self.order:
-            if kind == "F":
-                out = stage.forward_one(mb, None if xs is None else xs[mb])
-                if ys is not None:
-                    outs[mb] = out
-            elif ys is not None:
-                assert self.loss_fn is not None
-                loss = self.loss_fn(outs.pop(mb), ys[mb])
-                if losses is not None:
-                    losses.append(loss.detach())
-                total = loss.detach() * scale if total is None else total + loss.detach() * scale
-                stage.backward_one(mb, loss * scale)  # 1/M: sum of grads = full batch's mean
-            else:
+            if kind == "B":
                 stage.backward_one(mb)
+            elif ys is None:
+                stage.forward_one(mb, None if xs is None else xs[mb])
+            else:
+                loss = functools.partial(self._scaled_loss, y=ys[mb], losses=losses, means=means)
+                stage.forward_one(mb, None if xs is None else xs[mb], loss=loss)
         stage.wait_sends()
         self.steps += 1
-        return total
+        return functools.reduce(operator.add, means) if means else None
+
+    def _scaled_loss(
+        self, out: Tensor, y: np.ndarray, losses: list[Tensor] | None, means: list[Tensor]
+    ) -> Tensor:
+        assert self.loss_fn is not None
+        loss = self.loss_fn(out, y)
+        if losses is not None:
+            losses.append(loss.detach())
+        scaled = loss * (1.0 / self.n_microbatches)  # 1/M: summed grads = the batch mean's
+        means.append(scaled.detach())
+        return scaled
 
 
 class ScheduleGPipe(_PipelineSchedule):

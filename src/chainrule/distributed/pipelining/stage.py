@@ -150,8 +150,15 @@ class PipelineStage:
 
     # -- compute ----------------------------------------------------------------------------
 
-    def forward_one(self, mb: int, x: np.ndarray | None) -> Tensor:
-        """Forward of micro-batch ``mb`` (``x`` on the first stage, else received)."""
+    def forward_one(
+        self, mb: int, x: np.ndarray | None, loss: Callable[[Tensor], Tensor] | None = None
+    ) -> Tensor:
+        """Forward of micro-batch ``mb`` (``x`` on the first stage, else received).
+
+        On the last stage ``loss(output)`` runs inside the forward's time block (as in
+        PyTorch, the loss belongs to the last stage's forward); its result is returned and
+        is what ``backward_one`` starts from. Elsewhere the stage's output is returned.
+        """
         data = self._recv_activation(mb) if x is None else x
         inp = Tensor.from_numpy(data, requires_grad=not self.is_first)
         t0 = time.perf_counter()
@@ -159,33 +166,31 @@ class PipelineStage:
             out = self.checkpoint(self.submodule, inp)
         else:
             out = self.submodule(inp)
-        self.events.append(("F", mb, t0, time.perf_counter()))
         if not isinstance(out, Tensor):
             raise TypeError(
                 f"stage {self.stage_index}: the submodule must return one Tensor, got "
                 f"{type(out).__name__}."
             )
-        nbytes = (saved_bytes(out) if out.requires_grad else 0) + data.nbytes
-        self._held[mb] = inp, out, nbytes
+        root = loss(out) if loss is not None else out
+        self.events.append(("F", mb, t0, time.perf_counter()))
+        nbytes = (saved_bytes(root) if root.requires_grad else 0) + data.nbytes
+        self._held[mb] = inp, root, nbytes
         self.activation_bytes += nbytes
         self.peak_activation_bytes = max(self.peak_activation_bytes, self.activation_bytes)
         if not self.is_last:
             self._send_activation(out.data, mb)
-        return out
+        return root
 
-    def backward_one(self, mb: int, loss: Tensor | None = None) -> None:
-        """Backward of micro-batch ``mb``: from ``loss`` on the last stage, else received."""
-        inp, out, nbytes = self._held.pop(mb)
-        if loss is None:
+    def backward_one(self, mb: int) -> None:
+        """Backward of micro-batch ``mb``: from its loss on the last stage, else received."""
+        inp, root, nbytes = self._held.pop(mb)
+        if not self.is_last:
             # C order, as the sender's buffer: empty_like would copy a Fortran layout.
-            grad = np.empty(out.shape, dtype=out.dtype)
+            grad = np.empty(root.shape, dtype=root.dtype)
             self.comm.Recv(grad, source=self.stage_index + 1, tag=2 * mb + 1)
         t0 = time.perf_counter()
-        if out.requires_grad:
-            if loss is None:
-                out.backward(Tensor.from_numpy(grad))
-            else:
-                loss.backward()
+        if root.requires_grad:
+            root.backward(None if self.is_last else Tensor.from_numpy(grad))
         self.events.append(("B", mb, t0, time.perf_counter()))
         self.activation_bytes -= nbytes
         if not self.is_first:
