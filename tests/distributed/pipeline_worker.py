@@ -2,8 +2,10 @@
 
 ``python pipeline_worker.py equiv``: for both schedules and M in {1, 2, 8}, the pipeline's
 gradients (step 1) and parameters (after 20 optimizer steps) must equal single-process
-training of the same model on the same batches (float64, 1e-10); 1F1B's peak activation
-memory must be below GPipe's on every stage at M = 8. Prints ``EQUIV OK`` on each rank.
+training of the same model on the same batches (float64, 1e-10), also with recomputation
+(GPipe M = 8, 1F1B M = 2); 1F1B's peak activation memory must be below GPipe's on every
+stage at M = 8, and GPipe's with recomputation on every stage of more than one layer.
+Prints ``EQUIV OK`` on each rank.
 ``raise`` / ``kill``: stage 1 raises / is killed at its third micro-batch of step 2.
 ``mismatch``: stage 0 outputs 5 features where stage 1's first Linear takes 8.
 """
@@ -61,9 +63,9 @@ def max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 def equiv(rank: int, k: int) -> None:
     data = batches()
     peaks: dict[str, int] = {}
-    for n, (sched_cls, m) in enumerate(
-        (c, m) for c in (ScheduleGPipe, Schedule1F1B) for m in (1, 2, 8)
-    ):
+    combos = [(c, m, False) for c in (ScheduleGPipe, Schedule1F1B) for m in (1, 2, 8)]
+    combos += [(ScheduleGPipe, 8, True), (Schedule1F1B, 2, True)]  # with recomputation
+    for n, (sched_cls, m, recompute) in enumerate(combos):
         opt_kind = ("sgd", "adam")[n % 2]
         ref = make_model(7)
         ref_opt = make_optimizer(opt_kind, ref.parameters())
@@ -73,7 +75,7 @@ def equiv(rank: int, k: int) -> None:
         # The reference layers at the same positions as this stage's.
         pos = [next(i for i, layer in enumerate(pipe) if layer is ml) for ml in mine]
         ref_params = [p for i in pos for p in ref[i].parameters()]
-        stage = PipelineStage(mine, rank, k)
+        stage = PipelineStage(mine, rank, k, recompute=recompute)
         schedule = sched_cls(stage, m, nn.MSELoss())
         opt = make_optimizer(opt_kind, mine.parameters())
         for step, (x, y) in enumerate(data):
@@ -107,10 +109,16 @@ def equiv(rank: int, k: int) -> None:
         moved = max_diff([p.data for p in mine.parameters()],
                          [p.data for i in pos for p in start[i].parameters()])  # fmt: skip
         assert moved > 1e-3, "training did not change the parameters"
-        print(f"rank {rank}: {sched_cls.__name__} M={m} {opt_kind}: ok", flush=True)
+        extra = " recompute" if recompute else ""
+        print(f"rank {rank}: {sched_cls.__name__} M={m}{extra} {opt_kind}: ok", flush=True)
         if m == 8:
-            peaks[sched_cls.__name__] = stage.peak_activation_bytes
+            peaks[sched_cls.__name__ + extra] = stage.peak_activation_bytes
     assert peaks["Schedule1F1B"] < peaks["ScheduleGPipe"], peaks
+    # Recomputation frees what a stage computes between its input and output: nothing on a
+    # stage of one layer, something on a stage of several.
+    assert peaks["ScheduleGPipe recompute"] <= peaks["ScheduleGPipe"], peaks
+    if len(split_sequential(make_model(7), k)[rank]) > 1:
+        assert peaks["ScheduleGPipe recompute"] < peaks["ScheduleGPipe"], peaks
     print(f"rank {rank}: peak activation bytes at M=8: {peaks}", flush=True)
     print(f"rank {rank}: EQUIV OK", flush=True)
 

@@ -31,11 +31,14 @@ def test_gradients_and_parameters_equal_single_process_training(n: int) -> None:
     for rank in range(n):
         # Each rank compared its stage, for both schedules and M in {1, 2, 8}, against one
         # process training the whole model on the same batches (float64, 1e-10), and
-        # checked 1F1B's peak activation bytes below GPipe's at M = 8.
+        # checked 1F1B's peak activation bytes below GPipe's at M = 8; with recomputation
+        # too (GPipe's peak then lower than without).
         assert f"rank {rank}: EQUIV OK" in proc.stdout, proc.stdout + proc.stderr
         for sched in ("ScheduleGPipe", "Schedule1F1B"):
             for m in (1, 2, 8):
                 assert f"rank {rank}: {sched} M={m} " in proc.stdout
+        assert f"rank {rank}: ScheduleGPipe M=8 recompute " in proc.stdout
+        assert f"rank {rank}: Schedule1F1B M=2 recompute " in proc.stdout
 
 
 def test_a_stage_that_raises_stops_every_rank_with_the_stage_named() -> None:

@@ -53,6 +53,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=_number(int, 0, "a non-negative integer"), default=0)
     p.add_argument("--memory-cap", type=_number(float, 1e-300, "a positive number of MiB"),
                    metavar="MB", help="memory per process for the model (MiB)")  # fmt: skip
+    p.add_argument("--recompute", action="store_true",
+                   help="keep stage inputs only; recompute the rest in backward")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("."), help="folder for timeline.png")
     p.add_argument("--rank-worker", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
@@ -84,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
     argv = [sys.executable, "-m", "chainrule.cli", "pipeline", "--rank-worker",
             "--out", str(args.out)]  # fmt: skip
+    if args.recompute:
+        argv.append("--recompute")
     for name in OPTIONS:
         value = getattr(args, name)
         if value is not None:
@@ -105,7 +109,7 @@ def _config(args: argparse.Namespace) -> Any:
     return PipelineConfig(
         stages=args.stages, microbatches=args.microbatches, schedule=args.schedule,
         steps=args.steps, batch=args.batch, width=args.width, layers=args.layers, lr=args.lr,
-        seed=args.seed, memory_cap_mb=args.memory_cap,
+        seed=args.seed, memory_cap_mb=args.memory_cap, recompute=args.recompute,
     )  # fmt: skip
 
 
@@ -146,7 +150,8 @@ def _report(config: Any, reports: list[Any], png: Path) -> None:
     k, m = config.stages, config.microbatches
     print(f"pipeline: {k} stages × {m} micro-batches, schedule {config.schedule}, "
           f"{config.steps} steps of batch {config.batch} (MLP {config.width} × "
-          f"{config.layers} layers, float32, Adam)")  # fmt: skip
+          f"{config.layers} layers, float32, Adam"
+          f"{', recomputation' if config.recompute else ''})")  # fmt: skip
     print(f"bubble: measured {s.measured_bubble:.3f} (median of {s.measured_steps} steps), "
           f"tick model {s.tick_bubble:.3f} = {s.formula}")  # fmt: skip
     print(f"{'stage':>5}  {'layers':>7}  {'parameters':>10}  {'peak activations':>16}  "

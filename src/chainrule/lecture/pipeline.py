@@ -54,6 +54,7 @@ class PipelineConfig:
     lr: float = 1e-3
     seed: int = 0
     memory_cap_mb: float | None = None
+    recompute: bool = False  # checkpoint each stage's inside (GPipe's recomputation)
 
 
 @dataclass
@@ -121,7 +122,7 @@ def set_memory_cap(cap_mb: float) -> tuple[int, int]:
 def _train(config: PipelineConfig, rank: int, comm: Any, baseline: int) -> StageReport:
     k = config.stages
     module = build_stage(config, rank)
-    stage = PipelineStage(module, rank, k, comm=comm)
+    stage = PipelineStage(module, rank, k, recompute=config.recompute, comm=comm)
     schedule = SCHEDULES[config.schedule](stage, config.microbatches, nn.MSELoss())
     schedule.timed = True
     opt = optim.Adam(module.parameters(), lr=config.lr)

@@ -19,6 +19,7 @@ from chainrule.distributed.pipelining import _comm
 from chainrule.nn import Linear, Module, Sequential
 from chainrule.tensor import Tensor
 from chainrule.tensor.inspect import saved_bytes
+from chainrule.utils.checkpoint import checkpoint
 
 _DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _HEADER = 10  # int64s: ndim, up to 8 dims, dtype code
@@ -44,9 +45,9 @@ class PipelineStage:
         submodule: the layers of this stage (a Module taking and returning one Tensor).
         stage_index: s in 0..K-1; stage s runs on rank s of the communicator.
         num_stages: K, which must equal the number of ranks.
-        checkpoint: optional recomputation of the stage's inside, a function with the
-            signature of ``chainrule.utils.checkpoint.checkpoint(function, *args)``: the
-            stage then keeps only each micro-batch's input and recomputes in backward.
+        recompute: run the stage's inside under ``chainrule.utils.checkpoint.checkpoint``
+            (GPipe's recomputation): the stage keeps only each micro-batch's input and
+            output, and recomputes the rest in backward (one more forward per micro-batch).
         comm: an mpi4py communicator (default: the process group's, see ``_comm``).
 
     Example (on two ranks, ``mpiexec -n 2 python script.py``)::
@@ -59,7 +60,7 @@ class PipelineStage:
         submodule: Module,
         stage_index: int,
         num_stages: int,
-        checkpoint: Callable[..., Any] | None = None,
+        recompute: bool = False,
         comm: Any = None,
     ) -> None:
         if not isinstance(submodule, Module):
@@ -82,7 +83,7 @@ class PipelineStage:
         self.submodule = submodule
         self.stage_index, self.num_stages = stage_index, num_stages
         self.is_first, self.is_last = stage_index == 0, stage_index == num_stages - 1
-        self.checkpoint = checkpoint
+        self.recompute = recompute
         self._in_meta: tuple[tuple[int, ...], np.dtype] | None = None  # agreed at first recv
         self._out_meta: tuple[tuple[int, ...], np.dtype] | None = None  # agreed at first send
         self._pending: list[tuple[Any, np.ndarray]] = []  # Isend requests and their buffers
@@ -162,10 +163,7 @@ class PipelineStage:
         data = self._recv_activation(mb) if x is None else x
         inp = Tensor.from_numpy(data, requires_grad=not self.is_first)
         t0 = time.perf_counter()
-        if self.checkpoint is not None:
-            out = self.checkpoint(self.submodule, inp)
-        else:
-            out = self.submodule(inp)
+        out = checkpoint(self.submodule, inp) if self.recompute else self.submodule(inp)
         if not isinstance(out, Tensor):
             raise TypeError(
                 f"stage {self.stage_index}: the submodule must return one Tensor, got "
