@@ -89,3 +89,22 @@ def test_missing_out_folder_is_a_one_line_error(
     assert main(["pipeline", "--out", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("chainrule pipeline: error: --out ") and "no such directory" in err
+
+
+def test_started_under_mpiexec_it_runs_as_the_ranks_and_checks_the_world_size(
+    tmp_path: Path,
+) -> None:
+    from chainrule.distributed.pipelining._comm import mpiexec_command
+
+    args = ["pipeline", "--steps", "2", "--width", "16", "--out", str(tmp_path)]
+    ok = subprocess.run(mpiexec_command(2, [CHAINRULE, *args, "--stages", "2"]),
+                        capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "2 stages × 4 micro-batches" in ok.stdout
+    assert (tmp_path / "timeline.png").read_bytes().startswith(PNG_SIGNATURE)
+    (tmp_path / "timeline.png").unlink()
+    bad = subprocess.run(mpiexec_command(2, [CHAINRULE, *args, "--stages", "3", "--layers", "3"]),
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode != 0
+    assert "--stages 3 needs 3 ranks, but mpiexec started 2" in bad.stderr
+    assert list(tmp_path.iterdir()) == []
