@@ -8,6 +8,7 @@ stage at M = 8, and GPipe's with recomputation on every stage of more than one l
 Prints ``EQUIV OK`` on each rank.
 ``raise`` / ``kill``: stage 1 raises / is killed at its third micro-batch of step 2.
 ``mismatch``: stage 0 outputs 5 features where stage 1's first Linear takes 8.
+``badbatch``: stage 0 is given a batch of 10 rows for 4 micro-batches in step 2.
 """
 
 from __future__ import annotations
@@ -147,9 +148,9 @@ def fault(rank: int, k: int, how: str) -> None:
         nn.Sequential(*parts[rank], Fault(how)) if rank == 1 and how != "mismatch" else parts[rank]
     )
     schedule = ScheduleGPipe(PipelineStage(mine, rank, k), 4, nn.MSELoss())
-    for x, y in batches()[:3]:
+    for step, (x, y) in enumerate(batches()[:3]):
         if rank == 0:
-            schedule.step(x)
+            schedule.step(x[:10] if how == "badbatch" and step == 1 else x)
         elif rank == k - 1:
             schedule.step(target=y)
         else:

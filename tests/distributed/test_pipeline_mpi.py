@@ -69,3 +69,12 @@ def test_mismatched_stage_shapes_are_reported_at_the_first_send() -> None:
     assert "takes float64 inputs of shape (*, 8), but stage 0 sends float64 of shape (4, 5)" in (
         proc.stderr
     )
+
+
+def test_a_bad_call_on_one_stage_stops_every_rank_with_the_stage_named() -> None:
+    proc, seconds = run_ranks(2, "badbatch", timeout=60)
+    assert proc.returncode != 0 and seconds < 30
+    assert (
+        "pipeline stopped: stage 0 of 2 (rank 0) failed in step 1: ValueError: "
+        "ScheduleGPipe.step: x of shape (10, 6) cannot be cut into 4 equal micro-batches"
+    ) in " ".join(proc.stderr.split())

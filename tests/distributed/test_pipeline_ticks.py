@@ -7,8 +7,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from chainrule import nn
-from chainrule.distributed.pipelining import split_sequential
+from chainrule import Tensor, nn
+from chainrule.distributed.pipelining import (
+    PipelineStage,
+    Schedule1F1B,
+    ScheduleGPipe,
+    split_sequential,
+)
 from chainrule.distributed.pipelining.ticks import (
     gpipe_bubble_formula,
     gpipe_order,
@@ -18,6 +23,7 @@ from chainrule.distributed.pipelining.ticks import (
     stage_order,
     tick_bubble,
 )
+from chainrule.distributed.pipelining.timeline import measured_bubble
 
 
 def test_gpipe_on_two_stages_two_microbatches_matches_the_hand_worked_clock() -> None:
@@ -116,3 +122,50 @@ def test_split_errors_say_what_to_do() -> None:
         split_sequential(_model(), 2, by="time")
     with pytest.raises(ValueError, match="by must be 'parameters' or 'time'"):
         split_sequential(_model(), 2, by="flops")  # type: ignore[arg-type]
+
+
+def test_measured_bubble_is_the_idle_share_of_k_stages_over_the_span() -> None:
+    stage0 = [("F", 0, 0.0, 1.0), ("B", 0, 3.0, 4.0)]
+    stage1 = [("F", 0, 1.0, 2.0), ("B", 0, 2.0, 3.0)]
+    # span 4 s on 2 stages = 8 stage-seconds, 4 of them busy
+    assert measured_bubble([stage0, stage1]) == 0.5
+    with pytest.raises(ValueError, match="no events recorded"):
+        measured_bubble([[], []])
+
+
+class _OneRank:
+    """A communicator of one rank: a single stage needs no messages."""
+
+    def Get_size(self) -> int:
+        return 1
+
+    def Get_rank(self) -> int:
+        return 0
+
+
+def test_one_stage_schedule_equals_plain_training_and_checks_its_arguments() -> None:
+    model = _model()
+    stage = PipelineStage(model, 0, 1, comm=_OneRank())
+    schedule = Schedule1F1B(stage, 4, nn.MSELoss())
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 10)), rng.normal(size=(8, 1))
+    losses: list[Tensor] = []
+    loss = schedule.step(x, target=y, losses=losses)
+    grads = [p.grad.data.copy() for p in model.parameters()]  # type: ignore[union-attr]
+    model.zero_grad()
+    ref = nn.MSELoss()(model(Tensor(x)), y)
+    ref.backward()
+    assert loss is not None and len(losses) == 4
+    assert abs(loss.item() - ref.item()) < 1e-12
+    for g, p in zip(grads, model.parameters(), strict=True):
+        np.testing.assert_allclose(g, p.grad.data, rtol=0, atol=1e-12)  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match=r"x of shape \(6, 10\) cannot be cut into 4 equal"):
+        schedule.step(x[:6], target=y[:6])
+    with pytest.raises(TypeError, match="the last stage needs target=y"):
+        schedule.step(x)
+    with pytest.raises(ValueError, match="the last stage needs loss_fn"):
+        ScheduleGPipe(stage, 2, None)
+    with pytest.raises(ValueError, match="n_microbatches must be >= 1, got 0"):
+        ScheduleGPipe(stage, 0, nn.MSELoss())
+    with pytest.raises(ValueError, match="must run on rank 1 of 2 ranks, but this is rank 0 of 1"):
+        PipelineStage(model, 1, 2, comm=_OneRank())

@@ -80,6 +80,21 @@ class _PipelineSchedule:
             On the last stage, the batch's mean loss (the mean of the micro-batch losses);
             elsewhere None.
         """
+        if self.stage.num_stages == 1:
+            return self._step(args, target, losses)  # nobody to stop: errors propagate
+        try:
+            return self._step(args, target, losses)
+        except BaseException as exc:  # a bad call on one rank too: its neighbours would hang
+            stage = self.stage
+            _comm.abort(
+                stage.comm,
+                f"pipeline stopped: stage {stage.stage_index} of {stage.num_stages} (rank "
+                f"{stage.stage_index}) failed in step {self.steps}: {type(exc).__name__}: {exc}",
+            )
+
+    def _step(
+        self, args: tuple[Any, ...], target: Any, losses: list[Tensor] | None
+    ) -> Tensor | None:
         stage = self.stage
         cls = type(self).__name__
         if stage.is_first != (len(args) == 1) or len(args) > 1:
@@ -97,16 +112,7 @@ class _PipelineSchedule:
             )
         xs = self._chunks(args[0], "x") if stage.is_first else None
         ys = self._chunks(target, "target") if stage.is_last else None
-        if stage.num_stages == 1:
-            return self._run(xs, ys, losses)  # nobody to stop: errors propagate as usual
-        try:
-            return self._run(xs, ys, losses)
-        except BaseException as exc:
-            _comm.abort(
-                stage.comm,
-                f"pipeline stopped: stage {stage.stage_index} of {stage.num_stages} (rank "
-                f"{stage.stage_index}) failed in step {self.steps}: {type(exc).__name__}: {exc}",
-            )
+        return self._run(xs, ys, losses)
 
     def _run(
         self,
