@@ -165,7 +165,9 @@ def test_one_stage_schedule_equals_plain_training_and_checks_its_arguments() -> 
         schedule.step(x)
     with pytest.raises(ValueError, match="the last stage needs loss_fn"):
         ScheduleGPipe(stage, 2, None)
-    with pytest.raises(ValueError, match="n_microbatches must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"n_microbatches must be in 1\.\.16383 .*got 0"):
         ScheduleGPipe(stage, 0, nn.MSELoss())
+    with pytest.raises(ValueError, match="got 16384"):
+        Schedule1F1B(stage, 16384, nn.MSELoss())
     with pytest.raises(ValueError, match="must run on rank 1 of 2 ranks, but this is rank 0 of 1"):
         PipelineStage(model, 1, 2, comm=_OneRank())

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.distributed.pipelining import _comm
-from chainrule.distributed.pipelining.stage import PipelineStage
+from chainrule.distributed.pipelining.stage import MAX_MICROBATCHES, PipelineStage
 from chainrule.distributed.pipelining.ticks import stage_order
 from chainrule.tensor import Tensor
 
@@ -45,8 +45,11 @@ class _PipelineSchedule:
             raise TypeError(f"{cls}: stage must be a PipelineStage, got {type(stage).__name__}.")
         if isinstance(n_microbatches, bool) or not isinstance(n_microbatches, int):
             raise TypeError(f"{cls}: n_microbatches must be an int, got {n_microbatches!r}.")
-        if n_microbatches < 1:
-            raise ValueError(f"{cls}: n_microbatches must be >= 1, got {n_microbatches}.")
+        if not 1 <= n_microbatches <= MAX_MICROBATCHES:
+            raise ValueError(
+                f"{cls}: n_microbatches must be in 1..{MAX_MICROBATCHES} (MPI's message tags), "
+                f"got {n_microbatches}."
+            )
         if stage.is_last and loss_fn is None:
             raise ValueError(f"{cls}: the last stage needs loss_fn(output, target).")
         self.stage, self.n_microbatches, self.loss_fn = stage, n_microbatches, loss_fn

@@ -23,7 +23,10 @@ from chainrule.utils.checkpoint import checkpoint
 
 _DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _HEADER = 10  # int64s: ndim, up to 8 dims, dtype code
-_TAG_HEADER = 1 << 20
+# Tags: 2 mb for micro-batch mb's activation, 2 mb + 1 for its gradient, the header above
+# them all; MPI guarantees tags up to 32767 only, hence at most MAX_MICROBATCHES.
+_TAG_HEADER = 32767
+MAX_MICROBATCHES = _TAG_HEADER // 2
 
 
 class PipelineShapeError(ValueError):
