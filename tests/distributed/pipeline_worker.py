@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+import chainrule.distributed as dist
 from chainrule import Tensor, nn, optim
 from chainrule.distributed.pipelining import (
     PipelineStage,
@@ -160,6 +161,11 @@ def fault(rank: int, k: int, how: str) -> None:
 
 if __name__ == "__main__":
     comm = communicator()
+    if sys.argv[1] == "equiv" and comm.Get_size() == 4:
+        # With a default process group the stages talk over its communicator.
+        group = dist.init_process_group("mpi")
+        assert PipelineStage(make_model(7), comm.Get_rank(), 4).comm is group.comm
+        print(f"rank {comm.Get_rank()}: stages use the default process group", flush=True)
     if sys.argv[1] == "equiv":
         equiv(comm.Get_rank(), comm.Get_size())
     else:

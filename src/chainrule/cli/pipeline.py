@@ -14,7 +14,6 @@ Exit status 0 on success, 1 when a stage failed, 2 for bad arguments.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,10 +59,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _under_mpiexec() -> bool:
-    return "OMPI_COMM_WORLD_SIZE" in os.environ or "PMI_SIZE" in os.environ
-
-
 def _check(args: argparse.Namespace) -> None:
     if args.layers < args.stages:
         raise UsageError(
@@ -80,7 +75,9 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    if args.rank_worker or _under_mpiexec():
+    from chainrule.distributed.launch import launched_by_mpiexec
+
+    if args.rank_worker or launched_by_mpiexec():
         return _worker(args)
     from chainrule.distributed.pipelining._comm import launch
 

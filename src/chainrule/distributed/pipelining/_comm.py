@@ -1,9 +1,9 @@
 """The one place where pipelining touches MPI: the communicator, aborting, launching.
 
-Issue 11's ``chainrule.distributed`` owns the process group. Until a pipeline branch and
-that layer are merged, this module reads mpi4py directly (``COMM_WORLD``); merging them
-means changing ``communicator()`` (take the group's communicator when it is initialized)
-and ``mpiexec_command()`` (use the launcher of ``chainrule.distributed``), nothing else.
+``chainrule.distributed`` owns the process group and the ``mpiexec`` launcher: stages
+talk over the communicator of the group they are given, else of the default group when
+``init_process_group`` was called, else over MPI's world. ``launch`` adds to the
+launcher what a pipeline needs: loopback only, and a killed rank named as its stage.
 """
 
 from __future__ import annotations
@@ -14,27 +14,25 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
-EXTRA = "pip install 'chainrule[distributed]'"
+from chainrule.distributed.collectives import _Default
+from chainrule.distributed.group import INSTALL_HINT, ProcessGroup
+from chainrule.distributed.group import mpi as group_mpi
+from chainrule.distributed.launch import mpiexec_command as launch_command
 
 
 def mpi() -> Any:
     """mpi4py's ``MPI`` module, or an ImportError that names the extra to install."""
-    try:
-        from mpi4py import MPI
-    except ImportError as exc:
-        raise ImportError(
-            f"chainrule.distributed.pipelining needs mpi4py and an MPI library ({exc}); "
-            f"install them with: {EXTRA}"
-        ) from exc
-    return MPI
+    return group_mpi()
 
 
-def communicator() -> Any:
-    """The communicator that stages talk over: MPI's world (one rank = one stage)."""
-    return mpi().COMM_WORLD
+def communicator(group: ProcessGroup | None = None) -> Any:
+    """The communicator stages talk over (rank s of it runs stage s); see the module doc."""
+    # The default group is read from where init_process_group keeps it (no public getter;
+    # PyTorch's is private too, distributed_c10d._get_default_group).
+    g = group if group is not None else _Default.group
+    return g.comm if g is not None else mpi().COMM_WORLD
 
 
 def abort(comm: Any, message: str) -> NoReturn:
@@ -51,14 +49,8 @@ def abort(comm: Any, message: str) -> NoReturn:
 
 
 def mpiexec_command(n: int, argv: Sequence[str]) -> list[str]:
-    """``mpiexec -n n ... argv`` with the venv's mpiexec, loopback/shared memory only."""
-    exe = Path(sys.executable).parent / "mpiexec"
-    cmd = [str(exe) if exe.exists() else "mpiexec", "-n", str(n), "--oversubscribe"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-run-as-root")
-    # Stay on this machine: TCP only over loopback, shared memory between ranks.
-    cmd += ["--mca", "btl_tcp_if_include", "lo"]
-    return cmd + list(argv)
+    """``chainrule.distributed``'s ``mpiexec -n n ...``, on loopback/shared memory only."""
+    return launch_command(n, ["--mca", "btl_tcp_if_include", "lo", *argv])
 
 
 _RANK_DIED = re.compile(r"process rank (\d+) with PID \d+ on node \S+ exited on\s+signal (\d+)")
@@ -85,7 +77,7 @@ def launch(
             mpiexec_command(n, argv), env=env, stderr=subprocess.PIPE, text=True, timeout=timeout
         )
     except FileNotFoundError as exc:
-        raise ImportError(f"cannot start mpiexec ({exc}); install it with: {EXTRA}") from exc
+        raise ImportError(f"cannot start mpiexec ({exc}): {INSTALL_HINT}") from exc
     sys.stderr.write(proc.stderr)
     died = _RANK_DIED.search(" ".join(proc.stderr.split()))
     if proc.returncode != 0 and died:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from chainrule.distributed.group import ProcessGroup
 from chainrule.distributed.pipelining import _comm
 from chainrule.nn import Linear, Module, Sequential
 from chainrule.tensor import Tensor
@@ -51,7 +52,9 @@ class PipelineStage:
         recompute: run the stage's inside under ``chainrule.utils.checkpoint.checkpoint``
             (GPipe's recomputation): the stage keeps only each micro-batch's input and
             output, and recomputes the rest in backward (one more forward per micro-batch).
-        comm: an mpi4py communicator (default: the process group's, see ``_comm``).
+        group: the ``chainrule.distributed.ProcessGroup`` of the stages (default: the
+            default group when ``init_process_group`` was called, else MPI's world).
+        comm: an mpi4py communicator to use instead of a group's.
 
     Example (on two ranks, ``mpiexec -n 2 python script.py``)::
 
@@ -64,6 +67,7 @@ class PipelineStage:
         stage_index: int,
         num_stages: int,
         recompute: bool = False,
+        group: ProcessGroup | None = None,
         comm: Any = None,
     ) -> None:
         if not isinstance(submodule, Module):
@@ -75,7 +79,7 @@ class PipelineStage:
             raise ValueError(
                 f"PipelineStage: stage_index must be in 0..{num_stages - 1}, got {stage_index}."
             )
-        self.comm = _comm.communicator() if comm is None else comm
+        self.comm = _comm.communicator(group) if comm is None else comm
         size, rank = self.comm.Get_size(), self.comm.Get_rank()
         if size != num_stages or rank != stage_index:
             raise ValueError(
