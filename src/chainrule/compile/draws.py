@@ -1,0 +1,59 @@
+"""Random draws as part of the program: a Generator that records what it draws.
+
+A ``TracingGenerator`` shares the bit generator of the real one, so a draw made while
+tracing advances the real stream exactly as eager mode would; it also records the call
+(``rand1 = _default_generator().random((100, 16))``), so the program draws fresh numbers
+from the same generator on every call: the same masks as eager mode from the same seed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.compile.tracer import Recorder, Tracer, real
+
+_DRAWS = ("random", "standard_normal", "normal", "uniform", "integers", "permutation",
+          "choice", "binomial", "exponential")  # fmt: skip
+
+
+class TracingGenerator(np.random.Generator):
+    """Draws from ``gen``'s stream and records each draw as a line of the program."""
+
+    def __init__(self, gen: np.random.Generator, rec: Recorder, fetch: str) -> None:
+        super().__init__(gen.bit_generator)
+        self._rec = rec
+        self._fetch = fetch  # how the program finds the real generator on each call
+
+    def _draw(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        rec = self._rec
+        result = getattr(np.random.Generator, method)(self, *real(args), **real(kwargs))
+        code = f"{self._fetch}.{method}({rec.fmt_call(args, kwargs)})"
+        if not isinstance(result, np.ndarray | np.generic):
+            result = np.asarray(result)  # a single draw: an array in the program too
+            code = f"np.asarray({code})"
+        out = rec.tracer(result, rec.name(method[:4]))
+        assert out._var is not None
+        rec.emit(f"{out._var} = {code}", (out._var,), effect=True)
+        return out
+
+    def shuffle(self, x: Any, axis: int = 0) -> None:
+        if not isinstance(x, Tracer):
+            np.random.Generator.shuffle(self, x, axis)
+            return
+        rec = self._rec
+        np.random.Generator.shuffle(self, x._real, axis)
+        rec.emit(f"{self._fetch}.shuffle({rec.fmt(x)}, {axis!r})", (), (x._var or "",), effect=True)
+
+
+def _make(method: str) -> Any:
+    def draw(self: TracingGenerator, *args: Any, **kwargs: Any) -> Any:
+        return self._draw(method, *args, **kwargs)
+
+    draw.__name__ = method
+    return draw
+
+
+for _m in _DRAWS:
+    setattr(TracingGenerator, _m, _make(_m))

@@ -1,0 +1,139 @@
+"""From a recorded trace to a program: straight-line NumPy source, ``exec``'d once.
+
+The source has four parts: fetching the arrays (arguments, parameters, optimiser state),
+a check that the hyperparameters the trace baked in are unchanged, the recorded lines
+(forward, backward, update, with a comment naming each operation and the user's line),
+and writing the results back (new ``.grad`` tensors, new state buffers, the return value).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from chainrule.compile import _engine
+from chainrule.compile.tracer import GuardFailed, Recorder, Stmt
+from chainrule.nn.rng import default_generator
+
+
+class Retrace(Exception):
+    """The program no longer fits the objects it reads (a buffer or a .grad is gone, a
+    hyperparameter changed): trace again."""
+
+
+@dataclass
+class Program:
+    source: str
+    run: Callable[..., Any]
+    guarded: bool  # has guards that fall back to eager mode when they fail
+
+
+def live_statements(stmts: list[Stmt], outputs: set[str]) -> list[Stmt]:
+    """Drop lines whose results nobody reads (no write, draw or guard, not an output)."""
+    live = set(outputs)
+    kept: list[Stmt] = []
+    for s in reversed(stmts):
+        if s.effect or s.writes or any(d in live for d in s.defs):
+            kept.append(s)
+            live.update(s.uses)
+            live.update(s.writes)
+    kept.reverse()
+    return kept
+
+
+def generate(
+    name: str,
+    params: list[str],
+    prologue: list[str],
+    rec: Recorder,
+    epilogue: list[str],
+    ret: str,
+    outputs: set[str],
+    consts: dict[str, Any],
+    unsafe_after: int | None,
+) -> Program:
+    """Write the program's source and exec it. ``unsafe_after``: index of the first line
+    after which a failing guard cannot fall back to eager mode (inputs already changed)."""
+    stmts = live_statements(rec.stmts, outputs | _used(epilogue) | _used([ret]))
+    needed = {u for s in stmts for u in (*s.uses, *s.writes)} | outputs | _used(epilogue + [ret])
+    lines = [f"def {name}({', '.join(params)}):"]
+    fetches = [f"{var} = {fetch}" for var, fetch in rec.inputs.items() if var in needed]
+    body: list[str] = []
+    if fetches:
+        body += ["try:", *("    " + f for f in fetches)]
+        body += ["except (KeyError, AttributeError, IndexError, TypeError):", "    raise _Retrace"]
+    body += prologue
+    phase, label = "", None
+    for i, s in enumerate(stmts):
+        if s.phase != phase:
+            phase = s.phase
+            body.append(f"# -- {_PHASES.get(phase, phase)}")
+            label = None
+        if s.label != label:
+            label = s.label
+            if label:
+                body.append(f"# {label}")
+        code = s.code
+        if s.guard and unsafe_after is not None and i > unsafe_after:
+            code = code.replace("raise _GuardFailed", "raise _GuardTooLate")
+        body += code.split("\n")
+    if epilogue:
+        body.append("# -- results")
+        body += epilogue
+    body.append(f"return {ret}")
+    lines += ["    " + b for b in body]
+    source = "\n".join(lines) + "\n"
+    namespace: dict[str, Any] = {
+        "np": np,
+        "math": math,
+        "_get": _engine.get_array,
+        "_set": _engine.set_array,
+        "_wrap": _engine.wrap,
+        "_mark_modified": _engine.mark_modified,
+        "_default_generator": default_generator,
+        "_GuardFailed": GuardFailed,
+        "_GuardTooLate": GuardTooLate,
+        "_Retrace": Retrace,
+        **consts,
+        **rec.consts,
+    }
+    exec(compile(source, f"<chainrule.compile {name}>", "exec"), namespace)  # noqa: S102
+    return Program(source, namespace[name], any(s.guard for s in stmts))
+
+
+_PHASES = {
+    "forward": "forward",
+    "backward": "backward (loss.backward(): the VJP rules, last operation first)",
+    "update": "update (optimizer.step())",
+}
+
+
+class GuardTooLate(RuntimeError):
+    """A guard failed after the program had changed parameters or drawn random numbers."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "chainrule.compile: a check the engine made while tracing (e.g. 'the loss is "
+            "finite') fails on this call after the compiled step had already drawn random "
+            "numbers or updated state, so it cannot redo the call eagerly. Run this step "
+            "without chainrule.compile to see where the values go wrong (detect_anomaly())."
+        )
+
+
+def _used(lines: list[str]) -> set[str]:
+    """Names read by the epilogue's lines (a conservative split on non-identifier chars)."""
+    out: set[str] = set()
+    for line in lines:
+        word = ""
+        for ch in line + " ":
+            if ch.isalnum() or ch == "_":
+                word += ch
+            else:
+                if word:
+                    out.add(word)
+                word = ""
+    return out
