@@ -28,6 +28,7 @@ from chainrule.tensor import (
 )
 from chainrule.tensor.join import cat, concatenate, stack
 from chainrule.tensor.ops import maximum, minimum, where
+from chainrule.compile import compile as compile  # noqa: E402  (the function, as torch.compile)
 
 __version__ = "0.1.0"
 

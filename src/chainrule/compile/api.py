@@ -95,8 +95,12 @@ class Compiled:
 
         t0 = time.perf_counter()
         rec = Recorder()
-        roots = find_roots(self.fn) + self._extra
-        roots += [(f"arg{i}", a) for i, a in enumerate(args) if not isinstance(a, Tensor)]
+        roots: list[tuple[str, Any]] = []
+        candidates = [*find_roots(self.fn), *self._extra]
+        candidates += [(f"arg{i}", a) for i, a in enumerate(args) if not isinstance(a, Tensor)]
+        for name, obj in candidates:
+            if all(o is not obj for _, o in roots):
+                roots.append((name, obj))
         scope = Scope(roots, self._opaque)
         before = scope.walk()
         hooked = [t for _, t in before.tensors if _engine.has_hooks(t)]
@@ -182,7 +186,8 @@ class Compiled:
             ]
         else:
             consts = {}
-        name = getattr(self.fn, "__name__", "step").replace("<", "").replace(">", "") or "step"
+        name = getattr(self.fn, "__name__", "")
+        name = name if name.isidentifier() and name != "lambda" else "step"
         program = generate(
             name,
             names,

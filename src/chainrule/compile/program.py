@@ -61,7 +61,7 @@ def generate(
     stmts = live_statements(rec.stmts, outputs | _used(epilogue) | _used([ret]))
     needed = {u for s in stmts for u in (*s.uses, *s.writes)} | outputs | _used(epilogue + [ret])
     lines = [f"def {name}({', '.join(params)}):"]
-    fetches = [f"{var} = {fetch}" for var, fetch in rec.inputs.items() if var in needed]
+    fetches = [f"{v} = {f}" for v, f in rec.inputs.items() if v in needed and v != f]
     body: list[str] = []
     if fetches:
         body += ["try:", *("    " + f for f in fetches)]

@@ -52,6 +52,11 @@ def find_roots(fn: Callable[..., Any]) -> list[tuple[str, Any]]:
             if id(obj) not in seen:
                 seen.add(id(obj))
                 found.append((name, obj))
+        elif isinstance(obj, list | tuple) and id(obj) not in seen and len(obj) <= 1000:
+            seen.add(id(obj))  # e.g. `weights = [W0, W1, W2]` read by the step
+            for i, item in enumerate(obj):
+                if isinstance(item, Module | Optimizer | Tensor):
+                    consider(f"{name}{i}", item, depth)
         elif isinstance(obj, types.FunctionType | types.MethodType):
             visit(obj, depth + 1)
 
@@ -232,9 +237,9 @@ class Scope:
                 continue
             sub = f"{expr}[{kexpr}]"
             if depth == 0:  # state[p] -> p's name; _scratch[id(p)] -> p's name + _tmp
-                sublabel = klabel if label == "state" else f"{klabel}_{label.strip('_')}"
+                sublabel = klabel if label == "state" else f"{klabel}_tmp"
             else:
-                sublabel = f"{label}_{klabel}"
+                sublabel = f"{label}{klabel}" if isinstance(k, int) else f"{label}_{klabel}"
             self._arrays(w, v, sub, sublabel, depth + 1)
             slot = w.slots.get(sub)
             if slot is not None and slot.container is None:
