@@ -197,7 +197,6 @@ class Compiled:
             ret,
             set(),
             {**scope.consts, **consts},
-            _first_change(rec),
         )
         self._last_source = program.source
         self._cache[key] = program
@@ -214,15 +213,6 @@ class Compiled:
 def rec_var(walk: Walk, const: str) -> str:
     slot = walk.slots.get(f"_get({const})")
     return slot.name if slot is not None else ""
-
-
-def _first_change(rec: Recorder) -> int | None:
-    """Index (among the lines) of the first one that changes an input or draws."""
-    inputs = set(rec.inputs)
-    for i, s in enumerate(rec.stmts):
-        if (s.effect and not s.guard) or inputs & set(s.writes):
-            return i
-    return None
 
 
 def _untrace(

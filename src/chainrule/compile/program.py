@@ -9,8 +9,9 @@ and writing the results back (new ``.grad`` tensors, new state buffers, the retu
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,52 @@ def live_statements(stmts: list[Stmt], outputs: set[str]) -> list[Stmt]:
     return kept
 
 
+_TRANSPOSE = re.compile(r"^(\w+) = (\w+)\.T$")
+
+
+def fold_transposes(stmts: list[Stmt]) -> tuple[list[Stmt], dict[str, str]]:
+    """Drop ``b = a.T`` when ``a = c.T`` (use ``c``) or when ``a.T`` was taken already.
+
+    A transpose is a view: ``c.T.T`` has ``c``'s shape, strides and memory, so every NumPy
+    call computes the same on either (whether the engine made a copy of a view was decided
+    while tracing). The rules transpose back and forth (the lecture's column layout).
+    """
+    alias: dict[str, str] = {}
+    t_of: dict[str, str] = {}  # b -> a for b = a.T
+    taken: dict[str, str] = {}  # a -> b for b = a.T
+    out: list[Stmt] = []
+    for st in stmts:
+        if alias:
+            st = _renamed(st, alias)
+        m = _TRANSPOSE.match(st.code)
+        if m:
+            b, a = m.groups()
+            if a in t_of:
+                alias[b] = t_of[a]
+                continue
+            if a in taken:
+                alias[b] = taken[a]
+                continue
+            t_of[b], taken[a] = a, b
+        out.append(st)
+    return out, alias
+
+
+def _renamed(st: Stmt, alias: dict[str, str]) -> Stmt:
+    def sub(m: re.Match[str]) -> str:
+        return alias.get(m.group(0), m.group(0))
+
+    code = re.sub(r"\b\w+\b", sub, st.code)
+    if code == st.code:
+        return st
+    return replace(
+        st,
+        code=code,
+        uses=tuple(alias.get(u, u) for u in st.uses),
+        writes=tuple(alias.get(w, w) for w in st.writes),
+    )
+
+
 def generate(
     name: str,
     params: list[str],
@@ -54,11 +101,19 @@ def generate(
     ret: str,
     outputs: set[str],
     consts: dict[str, Any],
-    unsafe_after: int | None,
 ) -> Program:
-    """Write the program's source and exec it. ``unsafe_after``: index of the first line
-    after which a failing guard cannot fall back to eager mode (inputs already changed)."""
-    stmts = live_statements(rec.stmts, outputs | _used(epilogue) | _used([ret]))
+    """Write the program's source and exec it. A guard after the first line that changes an
+    input or draws random numbers cannot fall back to eager mode: it raises instead."""
+    folded, alias = fold_transposes(rec.stmts)
+    if alias:  # the results may name a folded transpose too
+        epilogue = [_renamed(Stmt(e, (), ()), alias).code for e in epilogue]
+        ret = _renamed(Stmt(ret, (), ()), alias).code
+    stmts = live_statements(folded, outputs | _used(epilogue) | _used([ret]))
+    inputs = set(rec.inputs)
+    unsafe_after = next(
+        (i for i, s in enumerate(stmts) if (s.effect and not s.guard) or inputs & set(s.writes)),
+        None,
+    )
     needed = {u for s in stmts for u in (*s.uses, *s.writes)} | outputs | _used(epilogue + [ret])
     lines = [f"def {name}({', '.join(params)}):"]
     fetches = [f"{v} = {f}" for v, f in rec.inputs.items() if v in needed and v != f]
