@@ -35,8 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from mlp_step import LR, SIZES, interleaved, paired
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import chainrule
 from chainrule import Tensor
@@ -44,6 +43,7 @@ from chainrule.lecture import matrix
 from chainrule.optim import SGD
 from chainrule.tensor import ops
 from chainrule.tensor.ops.loss import cross_entropy
+from mlp_step import LR, SIZES, interleaved, paired
 
 try:
     import jax
@@ -105,7 +105,10 @@ def make_steps(sizes: list[int], batch: int, style: str) -> tuple[dict[str, Any]
     }
 
     if jax is not None:
-        jparams = [(jnp.asarray(w), jnp.asarray(b.ravel())) for w, b in zip(net.weights, net.biases, strict=True)]
+        jparams = [
+            (jnp.asarray(w), jnp.asarray(b.ravel()))
+            for w, b in zip(net.weights, net.biases, strict=True)
+        ]
         jx, jy = jnp.asarray(x), jnp.asarray(y)
 
         def jloss(params: Any, x: Any, y: Any) -> Any:
@@ -156,30 +159,48 @@ def main() -> None:
     parser.add_argument("--sizes", default="small,medium,large")
     parser.add_argument("--styles", default="fused,plain")
     parser.add_argument("--rounds", type=int, default=0, help="blocks per candidate (0: auto)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="BLAS and torch threads (0: leave as they are)"
+    )
     args = parser.parse_args()
+    limits = threadpool_limits(args.threads) if args.threads else None
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     blas = ", ".join(
         f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
         for i in threadpool_info()
     )
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; Python {platform.python_version()}")
     jv = jax.__version__ if jax is not None else "not installed"
-    print(f"chainrule {chainrule.__version__}, NumPy {np.__version__}, PyTorch {torch.__version__}, JAX {jv}")
-    print(f"BLAS: {blas}; torch threads: {torch.get_num_threads()}")
-    print("\nms per training step (median), float32; ratios: compiled / other, median of per-round ratios")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs; Python {platform.python_version()}"
+    )
+    print(f"chainrule {chainrule.__version__}, NumPy {np.__version__}, PyTorch {torch.__version__}")
+    print(f"JAX {jv}; BLAS: {blas}; torch threads: {torch.get_num_threads()}")
+    print("\nms per training step (median), float32; ratios: median of per-round ratios")
+    head = ["compiled", "eager", "numpy", "jax", "pytorch"]
+    print(
+        f"{'style':<6} {'size':<7}"
+        + "".join(f"{c:>10}" for c in head)
+        + f"{'c/numpy':>9}{'c/jax':>7}{'c/eager':>8}{'e/numpy':>8}{'trace ms':>9}"
+    )
     for style in args.styles.split(","):
         for size in args.sizes.split(","):
             sizes, batch, rounds = SIZES[size]
             steps, trace_s = make_steps(sizes, batch, style)
             med = interleaved(steps, args.rounds or rounds, warmup=2)
-            names = list(steps)
-            times = "  ".join(f"{n} {statistics.median(med[n]) * 1e3:.3f}" for n in names)
-            ratios = "  ".join(
-                f"vs {n} {paired(med['compiled'], med[n]):.2f}" for n in names if n != "compiled"
+            cells = "".join(
+                f"{statistics.median(med[c]) * 1e3:>10.3f}" if c in med else f"{'-':>10}"
+                for c in head
             )
-            eager_np = paired(med["eager"], med["numpy"])
-            print(f"{style:<6} {size:<7} {times}")
-            print(f"{'':<14} {ratios}  | eager vs numpy {eager_np:.2f}  | trace {trace_s * 1e3:.1f} ms")
+            c_jax = f"{paired(med['compiled'], med['jax']):>7.2f}" if "jax" in med else f"{'-':>7}"
+            print(
+                f"{style:<6} {size:<7}{cells}"
+                f"{paired(med['compiled'], med['numpy']):>9.2f}{c_jax}"
+                f"{paired(med['compiled'], med['eager']):>8.2f}"
+                f"{paired(med['eager'], med['numpy']):>8.2f}{trace_s * 1e3:>9.1f}"
+            )
+    del limits
 
 
 if __name__ == "__main__":

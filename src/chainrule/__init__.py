@@ -9,6 +9,7 @@
 """
 
 from chainrule import func, nn, optim
+from chainrule.compile import compile as compile
 from chainrule.draw import draw_dot, to_dot
 from chainrule.gradcheck import gradcheck
 from chainrule.graph import toposort
@@ -28,7 +29,6 @@ from chainrule.tensor import (
 )
 from chainrule.tensor.join import cat, concatenate, stack
 from chainrule.tensor.ops import maximum, minimum, where
-from chainrule.compile import compile as compile  # noqa: E402  (the function, as torch.compile)
 
 __version__ = "0.1.0"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -44,7 +45,7 @@ def make_plain(opt_name: str, dropout: float) -> tuple[list[Tensor], Callable[..
     rng = np.random.default_rng(3)
     sizes = [2, 16, 16, 3]
     ws = [Tensor(rng.standard_normal((a, b)) * 0.5, requires_grad=True, dtype=np.float32)
-          for a, b in zip(sizes[:-1], sizes[1:], strict=True)]  # fmt: skip
+          for a, b in itertools.pairwise(sizes)]  # fmt: skip
     bs = [Tensor(np.zeros(b), requires_grad=True, dtype=np.float32) for b in sizes[1:]]
     params = [*ws, *bs]
     opt = OPTIMIZERS[opt_name](params)
@@ -84,7 +85,9 @@ def same_arrays(a: list[Tensor], b: list[Tensor]) -> bool:
 
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 @pytest.mark.parametrize("opt_name", sorted(OPTIMIZERS))
-def test_fused_mlp_compiled_equals_eager_bitwise_after_100_steps(opt_name: str, dropout: float) -> None:
+def test_fused_mlp_compiled_equals_eager_bitwise_after_100_steps(
+    opt_name: str, dropout: float
+) -> None:
     eager_model, eager_step = make_fused(opt_name, dropout)
     model, step = make_fused(opt_name, dropout)
     compiled = chainrule.compile(step)

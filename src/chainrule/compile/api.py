@@ -6,17 +6,17 @@ import functools
 import inspect
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from chainrule.compile import _engine
-from chainrule.compile.draws import TracingGenerator
+from chainrule.compile.draws import TracingGenerator, conversions_traced
+from chainrule.compile.eager_parts import opaque_steps, watch_hooks
 from chainrule.compile.program import Program, Retrace, generate
 from chainrule.compile.scope import Scope, Walk, find_roots
-from chainrule.compile.tracer import GuardFailed, Recorder, TraceError, Tracer, conversions_traced
+from chainrule.compile.tracer import GuardFailed, Recorder, TraceError, Tracer
 from chainrule.optim.optimizer import Optimizer
 
 Tensor = _engine.Tensor
@@ -114,7 +114,8 @@ class Compiled:
                     "positionally (keyword arguments are part of the cache key)."
                 )
         names = self._arg_names(len(args))
-        traced_args, arg_tensors = [], []
+        traced_args: list[Any] = []
+        arg_tensors = []
         for name, a in zip(names, args, strict=True):
             if isinstance(a, Tensor):
                 arr = _engine.get_array(a)
@@ -141,11 +142,15 @@ class Compiled:
         reasons: list[str] = []
         result: Any = None
         try:
-            with conversions_traced(), _watch_hooks(reasons), _opaque_steps(
-                [o for _, o in roots if isinstance(o, Optimizer) and id(o) in self._opaque],
-                rec,
-                scope,
-                emitted_grads,
+            with (
+                conversions_traced(),
+                watch_hooks(reasons),
+                opaque_steps(
+                    [o for _, o in roots if isinstance(o, Optimizer) and id(o) in self._opaque],
+                    rec,
+                    scope,
+                    emitted_grads,
+                ),
             ):
                 result = self.fn(*traced_args, **kwargs)
         finally:
@@ -230,7 +235,9 @@ def _untrace(
             continue
         slot.set(value._real)
         old = before.slots.get(fetch)
-        same_owner = old is not None and old.tensor is slot.tensor and old.container is slot.container
+        same_owner = (
+            old is not None and old.tensor is slot.tensor and old.container is slot.container
+        )
         if same_owner and old is not None and rec.inputs.get(value._var or "") == fetch:
             continue  # changed in place, if at all
         if slot.tensor is not None and fetch in after.grads:
@@ -281,81 +288,6 @@ def _changed_state_numbers(before: Walk, after: Walk, scope: Scope) -> set[int]:
     return out
 
 
-@contextmanager
-def _watch_hooks(reasons: list[str]) -> Iterator[None]:
-    """Notice register_hook / retain_grad inside the step (they must run on every call)."""
-    saved = Tensor.register_hook, Tensor.retain_grad
-
-    def register_hook(self: Any, hook: Any) -> Any:
-        reasons.append("the step registers a tensor hook (it must run on every call)")
-        return saved[0](self, hook)
-
-    def retain_grad(self: Any) -> None:
-        reasons.append("the step calls retain_grad() (its .grad is set on every call)")
-        saved[1](self)
-
-    Tensor.register_hook, Tensor.retain_grad = register_hook, retain_grad  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Tensor.register_hook, Tensor.retain_grad = saved  # type: ignore[method-assign]
-
-
-@contextmanager
-def _opaque_steps(
-    opts: list[Optimizer], rec: Recorder, scope: Scope, emitted: dict[int, str]
-) -> Iterator[None]:
-    """Record ``opt.step()`` as one call of the real step (for optimisers with Python state
-    that changes per step, as Adam's step count: its lines would bake it in)."""
-    for opt in opts:
-        opt.step = _opaque_step(opt, type(opt).step.__get__(opt), rec, scope, emitted)  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        for opt in opts:
-            del opt.step
-
-
-def _opaque_step(
-    opt: Optimizer, orig: Callable[..., Any], rec: Recorder, scope: Scope, emitted: dict[int, str]
-) -> Callable[..., Any]:
-    def step(closure: Any = None) -> Any:
-        if closure is not None:
-            raise TraceError("chainrule.compile: optimizer.step(closure) is not supported.")
-        held = []
-        uses, writes = [], []
-        for group in opt.param_groups:
-            for p in group["params"]:
-                c = scope.const(p, "t")
-                g = p.grad
-                if g is None:
-                    rec.emit(f"{c}.grad = None", effect=True)
-                else:
-                    ga = _engine.get_array(g)
-                    if isinstance(ga, Tracer):
-                        rec.emit(f"{c}.grad = _wrap({rec.fmt(ga)})", effect=True)
-                        emitted[id(g)] = str(ga._var)
-                        _engine.set_array(g, ga._real)
-                        held.append((g, ga))
-                pa = _engine.get_array(p)
-                if isinstance(pa, Tracer):
-                    uses.append(rec.fmt(pa))
-                    writes.append(str(pa._var))
-                    _engine.set_array(p, pa._real)
-                    held.append((p, pa))
-        fn = rec.const(orig, f"{type(opt).__name__.lower()}_step")
-        rec._uses = uses
-        rec.emit(f"{fn}()  # {type(opt).__name__}.step(), eager: it reads Python state", (),
-                 tuple(writes), effect=True)  # fmt: skip
-        try:
-            return orig()
-        finally:
-            for t, tr in held:
-                _engine.set_array(t, tr)
-
-    return step
-
-
 def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     parts: list[Any] = [_engine.grad_enabled()]
     for a in args:
@@ -373,7 +305,7 @@ def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return tuple(parts)
 
 
-def compile(fn: Callable[..., Any] | None = None, *, state: tuple[Any, ...] = ()) -> Any:  # noqa: A001
+def compile(fn: Callable[..., Any] | None = None, *, state: tuple[Any, ...] = ()) -> Any:
     """Trace ``fn`` (a training step) once and run it as straight-line NumPy afterwards.
 
     The first call with given argument shapes and dtypes runs ``fn`` eagerly while

@@ -1,4 +1,6 @@
-"""Random draws as part of the program: a Generator that records what it draws.
+"""Stand-ins used while tracing: generators that record draws, converters that keep tracers.
+
+Random draws are part of the program: a Generator that records what it draws.
 
 A ``TracingGenerator`` shares the bit generator of the real one, so a draw made while
 tracing advances the real stream exactly as eager mode would; it also records the call
@@ -8,6 +10,8 @@ from the same generator on every call: the same masks as eager mode from the sam
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -57,3 +61,32 @@ def _make(method: str) -> Any:
 
 for _m in _DRAWS:
     setattr(TracingGenerator, _m, _make(_m))
+
+
+@contextlib.contextmanager
+def conversions_traced() -> Iterator[None]:
+    """Let ``np.asarray`` & co. keep tracers (they would copy them to plain arrays, which
+    the trace could not follow). Only for the duration of a trace."""
+    saved = {n: getattr(np, n) for n in ("asarray", "asanyarray", "ascontiguousarray", "array")}
+
+    def converter(name: str) -> Any:
+        orig = saved[name]
+
+        def convert(a: Any, *args: Any, **kwargs: Any) -> Any:
+            if not isinstance(a, Tracer):
+                return orig(a, *args, **kwargs)
+            result = orig(a._real, *args, **kwargs)
+            if result is a._real and not a._scalar:
+                return a
+            rec = a._rec
+            return rec.result(result, "arr", f"np.{name}({rec.fmt_call((a, *args), kwargs)})")
+
+        return convert
+
+    try:
+        for n in saved:
+            setattr(np, n, converter(n))
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(np, n, f)

@@ -114,7 +114,7 @@ def generate(
         (i for i, s in enumerate(stmts) if (s.effect and not s.guard) or inputs & set(s.writes)),
         None,
     )
-    needed = {u for s in stmts for u in (*s.uses, *s.writes)} | outputs | _used(epilogue + [ret])
+    needed = {u for s in stmts for u in (*s.uses, *s.writes)} | outputs | _used([*epilogue, ret])
     lines = [f"def {name}({', '.join(params)}):"]
     fetches = [f"{v} = {f}" for v, f in rec.inputs.items() if v in needed and v != f]
     body: list[str] = []
@@ -156,7 +156,7 @@ def generate(
         **consts,
         **rec.consts,
     }
-    exec(compile(source, f"<chainrule.compile {name}>", "exec"), namespace)  # noqa: S102
+    exec(compile(source, f"<chainrule.compile {name}>", "exec"), namespace)
     return Program(source, namespace[name], any(s.guard for s in stmts))
 
 

@@ -14,30 +14,16 @@ own checks it becomes a *guard* of the program (see ``Recorder.guard``).
 
 from __future__ import annotations
 
-import contextlib
-import linecache
 import math
-import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/chainrule
-_HERE = os.path.dirname(os.path.abspath(__file__))  # src/chainrule/compile
-_NUMPY = os.path.dirname(np.__file__)
+from chainrule.compile.sites import engine_site, user_line, where
+from chainrule.compile.spelling import SHORT_NAMES, as_reduce, ufunc_code
 
-# Operators the source shows for two-input ufuncs (``a @ b`` calls np.matmul(a, b)).
-_BINARY = {
-    "add": "+", "subtract": "-", "multiply": "*", "divide": "/", "matmul": "@", "power": "**",
-    "greater": ">", "less": "<", "greater_equal": ">=", "less_equal": "<=", "equal": "==",
-    "not_equal": "!=", "bitwise_and": "&", "bitwise_or": "|",
-}  # fmt: skip
-# Short names for the variables a call makes (the op is in the name: ``mm4 = x @ W``).
-_SHORT = {"matmul": "mm", "multiply": "mul", "subtract": "sub", "divide": "div",
-          "greater": "gt", "maximum": "max", "negative": "neg", "true_divide": "div"}  # fmt: skip
 # Array functions whose Python results depend only on shapes and dtypes (guarded by the key).
 _STATIC = {"shape", "ndim", "size", "result_type", "may_share_memory", "shares_memory"}
 
@@ -130,8 +116,9 @@ class Recorder:
             return f"slice({self.fmt(x.start)}, {self.fmt(x.stop)}, {self.fmt(x.step)})"
         if isinstance(x, np.dtype) and getattr(np, x.name, None) is x.type:
             return f"np.{x.name}"
-        if isinstance(x, type) and issubclass(x, np.generic) and getattr(np, x.__name__, 0) is x:
-            return f"np.{x.__name__}"
+        tname = getattr(x, "__name__", "")
+        if isinstance(x, type) and issubclass(x, np.generic) and getattr(np, tname, 0) is x:
+            return f"np.{tname}"
         return self.const(x, "c" if isinstance(x, np.ndarray | np.generic) else "k")
 
     def fmt_index(self, idx: Any) -> str:
@@ -181,26 +168,6 @@ class Recorder:
         self.emit(f"if {code}:\n    raise _GuardFailed", effect=True, guard=True)
 
 
-# np.sum(x, axis, keepdims) is np.add.reduce(x, axis, keepdims=...) behind a Python wrapper
-# (~1-2 µs a call); the same for max and min. The program calls the ufunc's reduce itself.
-_REDUCTIONS = {np.sum: "np.add", np.max: "np.maximum", np.min: "np.minimum"}
-
-
-def _as_reduce(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str] | None:
-    ufunc = _REDUCTIONS.get(func)
-    if ufunc is None or not args or not isinstance(args[0], Tracer) or set(kwargs) - {"axis", "keepdims"}:
-        return None
-    if len(args) > 2 or isinstance(args[0]._real, np.generic):
-        return None
-    axis = args[1] if len(args) > 1 else kwargs.get("axis")
-    if not (axis is None or isinstance(axis, int | tuple)):
-        return None
-    rec = args[0]._rec
-    keep = bool(kwargs.get("keepdims", False))
-    extra = ", keepdims=True" if keep else ""
-    return ufunc, f"{ufunc}.reduce({rec.fmt(args[0])}, axis={rec.fmt(axis)}{extra})"
-
-
 def real(x: Any) -> Any:
     """The real array(s) behind tracers, recursively through tuples, lists and dicts."""
     if isinstance(x, Tracer):
@@ -212,25 +179,6 @@ def real(x: Any) -> Any:
     if isinstance(x, dict):
         return {k: real(v) for k, v in x.items()}
     return x
-
-
-def _ufunc_code(rec: Recorder, ufunc: Any, method: str, inputs: Any, kwargs: Any) -> str:
-    name = ufunc.__name__
-    fn = f"np.{name}" if getattr(np, name, None) is ufunc else rec.const(ufunc, "f")
-    out = kwargs.get("out")
-    if method == "__call__" and len(inputs) == 2 and name in _BINARY:
-        op = _BINARY[name]
-        rest = {k: v for k, v in kwargs.items() if k != "out"}
-        if not rest and out is None:
-            return f"{rec.fmt(inputs[0])} {op} {rec.fmt(inputs[1])}"
-        if not rest and len(out) == 1 and out[0] is inputs[0]:
-            return f"{rec.fmt(inputs[0])} {op}= {rec.fmt(inputs[1])}"
-    if method == "__call__" and len(inputs) == 1 and name == "negative" and not kwargs:
-        return f"-{rec.fmt(inputs[0])}"
-    if out is not None:
-        kwargs = {**kwargs, "out": out[0] if len(out) == 1 else out}
-    call = fn if method == "__call__" else f"{fn}.{method}"
-    return f"{call}({rec.fmt_call(tuple(inputs), kwargs)})"
 
 
 class Tracer(np.ndarray):
@@ -260,14 +208,14 @@ class Tracer(np.ndarray):
                         f"does not follow at {user_line()}; pass it as an argument or keep it "
                         "as optimiser/module state."
                     )
-            code = _ufunc_code(rec, ufunc, method, inputs, kwargs)
+            code = ufunc_code(rec, ufunc, method, inputs, kwargs)
             writes = tuple(t._var for t in targets)
             rec.emit(code, (), writes)
             if method == "at":
                 return None
             return targets[0] if len(targets) == 1 else tuple(targets)
-        hint = _SHORT.get(ufunc.__name__, ufunc.__name__[:5])
-        return rec.result(result, hint, _ufunc_code(rec, ufunc, method, inputs, kwargs))
+        hint = SHORT_NAMES.get(ufunc.__name__, ufunc.__name__[:5])
+        return rec.result(result, hint, ufunc_code(rec, ufunc, method, inputs, kwargs))
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         rec = self._rec
@@ -281,11 +229,13 @@ class Tracer(np.ndarray):
         for a in (*args, *kwargs.values()):  # a function that hands back its input
             if isinstance(a, Tracer) and result is a._real:
                 return a
-        reduce = _as_reduce(func, args, kwargs)
+        reduce = as_reduce(func, args, kwargs)
         if reduce is not None:
             return rec.result(result, reduce[0][3:6], reduce[1])
         fn = f"np.{name}" if getattr(np, name, None) is func else rec.const(func, "f")
-        return rec.result(result, _SHORT.get(name, name[:5]), f"{fn}({rec.fmt_call(args, kwargs)})")
+        return rec.result(
+            result, SHORT_NAMES.get(name, name[:5]), f"{fn}({rec.fmt_call(args, kwargs)})"
+        )
 
     # -- methods and attributes --------------------------------------------------------------
 
@@ -294,7 +244,7 @@ class Tracer(np.ndarray):
         result = getattr(self._real, name)(*real(args), **real(kwargs))
         if result is self._real:
             return self
-        reduce = _as_reduce(getattr(np, name, None), (self, *args), kwargs)
+        reduce = as_reduce(getattr(np, name, None), (self, *args), kwargs)
         if reduce is not None:
             return rec.result(result, reduce[0][3:6], reduce[1])
         code = f"{rec.fmt(self)}.{name}({rec.fmt_call(args, kwargs)})"
@@ -303,83 +253,83 @@ class Tracer(np.ndarray):
             return None
         return rec.result(result, name[:5], code)
 
-    def reshape(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def reshape(self, *a: Any, **k: Any) -> Any:
         return self._method("reshape", *a, **k)
 
-    def astype(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def astype(self, *a: Any, **k: Any) -> Any:
         return self._method("astype", *a, **k)
 
-    def copy(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def copy(self, *a: Any, **k: Any) -> Any:
         return self._method("copy", *a, **k)
 
-    def view(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def view(self, *a: Any, **k: Any) -> Any:
         if not a and not k:
             return self._method("view")
         if len(a) == 1 and isinstance(a[0], type) and issubclass(a[0], np.ndarray):
             return super().view(*a)  # Recorder.tracer: a plain view of the real array
         return self._method("view", *a, **k)
 
-    def take(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def take(self, *a: Any, **k: Any) -> Any:
         return self._method("take", *a, **k)
 
-    def transpose(self, *a: Any) -> Any:  # type: ignore[override]
+    def transpose(self, *a: Any) -> Any:
         return self._method("transpose", *a)
 
-    def ravel(self, *a: Any) -> Any:  # type: ignore[override]
+    def ravel(self, *a: Any) -> Any:
         return self._method("ravel", *a)
 
-    def flatten(self, *a: Any) -> Any:  # type: ignore[override]
+    def flatten(self, *a: Any) -> Any:
         return self._method("flatten", *a)
 
-    def squeeze(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def squeeze(self, *a: Any, **k: Any) -> Any:
         return self._method("squeeze", *a, **k)
 
-    def swapaxes(self, *a: Any) -> Any:  # type: ignore[override]
+    def swapaxes(self, *a: Any) -> Any:
         return self._method("swapaxes", *a)
 
     def fill(self, value: Any) -> None:
         self._method("fill", value)
 
-    def sum(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def sum(self, *a: Any, **k: Any) -> Any:
         return self._method("sum", *a, **k)
 
-    def mean(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def mean(self, *a: Any, **k: Any) -> Any:
         return self._method("mean", *a, **k)
 
-    def max(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def max(self, *a: Any, **k: Any) -> Any:
         return self._method("max", *a, **k)
 
-    def min(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def min(self, *a: Any, **k: Any) -> Any:
         return self._method("min", *a, **k)
 
-    def all(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def all(self, *a: Any, **k: Any) -> Any:
         return self._method("all", *a, **k)
 
-    def any(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def any(self, *a: Any, **k: Any) -> Any:
         return self._method("any", *a, **k)
 
-    def argmax(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def argmax(self, *a: Any, **k: Any) -> Any:
         return self._method("argmax", *a, **k)
 
-    def dot(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def dot(self, *a: Any, **k: Any) -> Any:
         return self._method("dot", *a, **k)
 
-    def clip(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+    def clip(self, *a: Any, **k: Any) -> Any:
         return self._method("clip", *a, **k)
 
     def __copy__(self) -> Any:
         return self._method("copy")
 
     @property
-    def T(self) -> Any:  # type: ignore[override]
+    def T(self) -> Any:
         return self._rec.result(self._real.T, "T", f"{self._rec.fmt(self)}.T")
 
     @property
-    def mT(self) -> Any:  # type: ignore[override]
+    def mT(self) -> Any:
         return self._rec.result(self._real.mT, "mT", f"{self._rec.fmt(self)}.mT")
 
     @property
-    def base(self) -> Any:  # type: ignore[override]
+    def base(self) -> Any:
         # What the engine asks to know whether an array owns its memory: the real answer.
         return self._real.base
 
@@ -404,16 +354,16 @@ class Tracer(np.ndarray):
             return getattr(np.ndarray, f"__{op}__")(self, other)
         return getattr(np.ndarray, f"__i{op}__")(self, other)
 
-    def __iadd__(self, other: Any) -> Any:  # type: ignore[override]
+    def __iadd__(self, other: Any) -> Any:  # type: ignore[misc]
         return self._inplace("add", other)
 
-    def __isub__(self, other: Any) -> Any:  # type: ignore[override]
+    def __isub__(self, other: Any) -> Any:  # type: ignore[misc]
         return self._inplace("sub", other)
 
-    def __imul__(self, other: Any) -> Any:  # type: ignore[override]
+    def __imul__(self, other: Any) -> Any:  # type: ignore[misc]
         return self._inplace("mul", other)
 
-    def __itruediv__(self, other: Any) -> Any:  # type: ignore[override]
+    def __itruediv__(self, other: Any) -> Any:  # type: ignore[misc]
         return self._inplace("truediv", other)
 
     # -- values: what a trace cannot see -------------------------------------------------------
@@ -473,90 +423,3 @@ class Tracer(np.ndarray):
 
 # Engine functions that convert a traced value only to test it with math.isfinite.
 _FINITE_CHECKS = {("chainrule.tensor.ops.loss", "_cross_entropy")}
-
-
-def _frames() -> Iterator[Any]:
-    f: Any = sys._getframe(1)
-    while f is not None:
-        yield f
-        f = f.f_back
-
-
-def _outside(filename: str) -> bool:
-    return not (filename.startswith(_HERE) or filename.startswith(_NUMPY))
-
-
-def engine_site() -> tuple[str, str] | None:
-    """(module, function) of the chainrule code converting a value, None if the user's.
-
-    Tensor's own conversions (``.item()``, ``float(t)``) are the user's request.
-    """
-    for f in _frames():
-        filename = f.f_code.co_filename
-        if not _outside(filename):
-            continue
-        if filename.startswith(_PACKAGE) and not filename.endswith(os.path.join("tensor", "tensor.py")):
-            return (f.f_globals.get("__name__", "?"), f.f_code.co_name)
-        return None
-    return None
-
-
-def user_line() -> str:
-    """``file:line (source)`` of the innermost frame outside chainrule and NumPy."""
-    for f in _frames():
-        filename = f.f_code.co_filename
-        if filename.startswith(_PACKAGE) or filename.startswith(_NUMPY):
-            continue
-        text = linecache.getline(filename, f.f_lineno).strip()
-        return f"{os.path.basename(filename)}:{f.f_lineno} (`{text}`)"
-    return "an unknown line"
-
-
-def where() -> tuple[str, str]:
-    """The phase of the step a call belongs to and a label for the source's comments."""
-    phase, label, user = "forward", "", ""
-    for f in _frames():
-        code = f.f_code
-        filename = code.co_filename
-        if not user and not filename.startswith(_PACKAGE) and _outside(filename):
-            user = f"{os.path.basename(filename)}:{f.f_lineno}"
-        if filename.startswith(_PACKAGE) and _outside(filename):
-            module = f.f_globals.get("__name__", "")
-            if module == "chainrule.tensor.backward" and phase == "forward":
-                phase = "backward"
-                prim = f.f_locals.get("prim")
-                label = label or (f"∂ {prim.name}" if prim is not None else "store .grad")
-            elif module.startswith("chainrule.optim") and phase == "forward":
-                phase, label = "update", label or type(f.f_locals.get("self")).__name__
-            elif code.co_name == "__call__" and module == "chainrule.tensor.primitive":
-                label = label or getattr(f.f_locals.get("self"), "name", "")
-    return phase, f"{label}  ({user})" if user else label
-
-
-@contextlib.contextmanager
-def conversions_traced() -> Iterator[None]:
-    """Let ``np.asarray`` & co. keep tracers (they would copy them to plain arrays, which
-    the trace could not follow). Only for the duration of a trace."""
-    saved = {n: getattr(np, n) for n in ("asarray", "asanyarray", "ascontiguousarray", "array")}
-
-    def converter(name: str) -> Any:
-        orig = saved[name]
-
-        def convert(a: Any, *args: Any, **kwargs: Any) -> Any:
-            if not isinstance(a, Tracer):
-                return orig(a, *args, **kwargs)
-            result = orig(a._real, *args, **kwargs)
-            if result is a._real and not a._scalar:
-                return a
-            rec = a._rec
-            return rec.result(result, "arr", f"np.{name}({rec.fmt_call((a, *args), kwargs)})")
-
-        return convert
-
-    try:
-        for n in saved:
-            setattr(np, n, converter(n))
-        yield
-    finally:
-        for n, f in saved.items():
-            setattr(np, n, f)
