@@ -45,11 +45,21 @@ from chainrule.tensor import ops
 from chainrule.tensor.ops.loss import cross_entropy
 from mlp_step import LR, SIZES, interleaved, paired
 
-try:
-    import jax
-    import jax.numpy as jnp
-except ImportError:  # JAX is a benchmark-only peer (the dev extra)
-    jax = None
+jax: Any = None  # imported in main(), after --threads has set XLA's thread flags
+jnp: Any = None
+
+
+def import_jax(threads: int) -> None:
+    global jax, jnp
+    if threads:  # XLA's CPU client: one intra-op thread, like the others' BLAS
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+    try:
+        import jax as jax_module
+        import jax.numpy as jnp_module
+    except ImportError:  # JAX is a benchmark-only peer (the dev extra)
+        return
+    jax, jnp = jax_module, jnp_module
 
 
 def make_steps(sizes: list[int], batch: int, style: str) -> tuple[dict[str, Any], float]:
@@ -163,6 +173,7 @@ def main() -> None:
         "--threads", type=int, default=0, help="BLAS and torch threads (0: leave as they are)"
     )
     args = parser.parse_args()
+    import_jax(args.threads)
     limits = threadpool_limits(args.threads) if args.threads else None
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -270,3 +270,28 @@ def test_anomaly_mode_runs_eagerly() -> None:
     with chainrule.detect_anomaly(), pytest.warns(RuntimeWarning, match="detect_anomaly"):
         compiled(x, y)
     assert compiled.traces == 0
+
+
+def test_shared_weight_with_accumulated_gradients_equals_eager() -> None:
+    def make() -> tuple[Tensor, Callable[..., Any]]:
+        rng = np.random.default_rng(0)
+        w = Tensor(rng.standard_normal((8, 8)).astype(np.float32) * 0.3, requires_grad=True)
+        opt = optim.SGD([w], lr=0.1, momentum=0.5)
+
+        def step(x: Tensor) -> Tensor:
+            h = (x @ w).relu()
+            h = (h @ w).relu()
+            h = (h @ w).tanh()
+            loss = (h * h).sum() + (x @ w).sum() * 0.1  # four uses of w: three sums of grads
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        return w, step
+
+    (w1, eager), (w2, step) = make(), make()
+    compiled = chainrule.compile(step)
+    x = Tensor(np.random.default_rng(1).standard_normal((30, 8)).astype(np.float32))
+    assert run(eager, (x,), 50) == run(compiled, (x,), 50)
+    assert same_arrays([w1], [w2])
