@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.compile.tracer import Recorder, Tracer, real
+from chainrule.tensor.ops import elementwise
 
 _DRAWS = ("random", "standard_normal", "normal", "uniform", "integers", "permutation",
           "choice", "binomial", "exponential")  # fmt: skip
@@ -83,10 +84,40 @@ def conversions_traced() -> Iterator[None]:
 
         return convert
 
+    select = getattr(elementwise, "_select", None)
     try:
         for n in saved:
             setattr(np, n, converter(n))
+        if select is not None:
+            elementwise._select = _traced_select(select)
         yield
     finally:
         for n, f in saved.items():
             setattr(np, n, f)
+        if select is not None:
+            elementwise._select = select
+
+
+def _traced_select(select: Any) -> Any:
+    """The ReLU rule's ``where(mask, g, 0)`` through the bits, recorded as two lines.
+
+    The engine computes it as mask → ints → -1/0 → AND with g's bits (three passes); the
+    program writes ``np.zeros_like(mask, dtype)`` then ``np.copyto(out, g, where=mask)``:
+    the same layout (``K`` order of the mask, as ``astype``), g's bits where the mask is
+    set (a copy keeps inf, nan and -0.0) and +0.0 elsewhere, in one pass, and it reads as
+    the lecture's 𝕀[f > 0] ⊙ g.
+    """
+
+    def traced(g: Any, mask: Any) -> Any:
+        if not isinstance(g, Tracer) or not isinstance(mask, Tracer) or g._scalar:
+            return select(g, mask)
+        rec = g._rec
+        result = select(g._real, mask._real)  # the eager computation, bit for bit
+        out = rec.tracer(result, rec.name("relu_g"))
+        assert out._var is not None
+        dtype = rec.fmt(result.dtype)
+        rec.emit(f"{out._var} = np.zeros_like({rec.fmt(mask)}, dtype={dtype})", (out._var,))
+        rec.emit(f"np.copyto({out._var}, {rec.fmt(g)}, where={rec.fmt(mask)})", (), (out._var,))
+        return out
+
+    return traced
