@@ -186,8 +186,10 @@ class Compiled:
         if hyper:
             consts = {"_baked": tuple(v for _, v in hyper)}
             prologue = [
-                f"if ({', '.join(e for e, _ in hyper)},) != _baked:",
-                "    raise _Retrace  # a hyperparameter or train()/eval() changed",
+                "if (  # the numbers the trace baked in: hyperparameters, train()/eval()",
+                *(f"    {e}," for e, _ in hyper),
+                ") != _baked:",
+                "    raise _Retrace",
             ]
         else:
             consts = {}

@@ -66,7 +66,9 @@ def where() -> tuple[str, str]:
         code = f.f_code
         filename = code.co_filename
         if not user and not filename.startswith(_PACKAGE) and _outside(filename):
-            user = f"{os.path.basename(filename)}:{f.f_lineno}"
+            text = linecache.getline(filename, f.f_lineno).strip()
+            text = text if len(text) <= 60 else text[:57] + "..."
+            user = f"{os.path.basename(filename)}:{f.f_lineno}" + (f": {text}" if text else "")
         if filename.startswith(_PACKAGE) and _outside(filename):
             module = f.f_globals.get("__name__", "")
             if module == "chainrule.tensor.backward" and phase == "forward":
