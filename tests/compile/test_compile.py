@@ -295,23 +295,3 @@ def test_shared_weight_with_accumulated_gradients_equals_eager() -> None:
     x = Tensor(np.random.default_rng(1).standard_normal((30, 8)).astype(np.float32))
     assert run(eager, (x,), 50) == run(compiled, (x,), 50)
     assert same_arrays([w1], [w2])
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("order", ["C", "F"])
-def test_relu_select_lines_give_the_engines_bits(dtype: Any, order: str) -> None:
-    """The two lines the program writes for the ReLU rule equal the engine's bit select."""
-    from chainrule.tensor.ops.elementwise import _select
-
-    rng = np.random.default_rng(0)
-    special = np.array([np.inf, -np.inf, np.nan, -0.0, 0.0, 1e-45, -3.5], dtype)
-    g = np.asarray(rng.choice(np.concatenate([special, rng.standard_normal(20).astype(dtype)]),
-                              (13, 7)), order=order)  # fmt: skip
-    x = np.asarray(rng.standard_normal((13, 7)), dtype=dtype, order=order)
-    x[0, :3] = 0.0
-    mask = x > 0
-    out = np.zeros_like(mask, dtype=g.dtype)
-    np.copyto(out, g, where=mask)
-    want = _select(g, mask)
-    assert out.strides == want.strides
-    assert out.tobytes() == want.tobytes()
