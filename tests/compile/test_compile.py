@@ -295,3 +295,27 @@ def test_shared_weight_with_accumulated_gradients_equals_eager() -> None:
     x = Tensor(np.random.default_rng(1).standard_normal((30, 8)).astype(np.float32))
     assert run(eager, (x,), 50) == run(compiled, (x,), 50)
     assert same_arrays([w1], [w2])
+
+
+def test_large_intermediates_are_freed_after_last_use_and_results_stay_equal() -> None:
+    def make() -> tuple[nn.Module, Callable[..., Any]]:
+        nn.manual_seed(0)
+        model = nn.MLP(64, [512], 10, dropout=0.1)  # 256 x 512 float32 activations: 512 KB
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+        def step(x: Tensor, y: np.ndarray) -> Tensor:
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return model, step
+
+    (m1, eager), (m2, step) = make(), make()
+    compiled = chainrule.compile(step)
+    rng = np.random.default_rng(0)
+    x, y = Tensor(rng.standard_normal((256, 64)).astype(np.float32)), rng.integers(0, 10, 256)
+    assert run(eager, (x, y), 5) == run(compiled, (x, y), 5)
+    assert same_arrays(list(m1.parameters()), list(m2.parameters()))
+    assert "\n    del " in compiled.source

@@ -123,6 +123,20 @@ def generate(
         body += ["except (KeyError, AttributeError, IndexError, TypeError):", "    raise _Retrace"]
     body += prologue
     phase, label = "", None
+    # Free each large intermediate after its last use, as eager backward does: a
+    # straight-line function would otherwise hold every activation until it returns (on
+    # the large MLP, hundreds of MB of fresh pages per step instead of memory handed back
+    # and reused). Small ones stay: freeing them early gains nothing, and the source reads
+    # better without the dels.
+    kept = _used([*epilogue, ret]) | set(rec.inputs)
+    last: dict[str, int] = {}
+    for i, s in enumerate(stmts):
+        for v in (*s.defs, *s.uses, *s.writes):
+            last[v] = i
+    frees: dict[int, list[str]] = {}
+    for v, i in last.items():
+        if v in rec.big and v not in kept:
+            frees.setdefault(i, []).append(v)
     for i, s in enumerate(stmts):
         if s.phase != phase:
             phase = s.phase
@@ -136,6 +150,8 @@ def generate(
         if s.guard and unsafe_after is not None and i > unsafe_after:
             code = code.replace("raise _GuardFailed", "raise _GuardTooLate")
         body += code.split("\n")
+        if i in frees:
+            body.append(f"del {', '.join(sorted(frees[i]))}")
     if epilogue:
         body.append("# -- results")
         body += epilogue

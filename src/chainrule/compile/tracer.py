@@ -28,6 +28,10 @@ from chainrule.compile.spelling import SHORT_NAMES, as_reduce, ufunc_code
 _STATIC = {"shape", "ndim", "size", "result_type", "may_share_memory", "shares_memory"}
 
 
+# Intermediates at least this large are freed after their last use (see program.py).
+BIG = 256 * 1024
+
+
 class TraceError(RuntimeError):
     """A step does something a trace cannot replay faithfully."""
 
@@ -58,6 +62,7 @@ class Recorder:
     stmts: list[Stmt] = field(default_factory=list)
     consts: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)  # var -> how to fetch it
+    big: set[str] = field(default_factory=set)  # variables on (views of) large memory
     _const_ids: dict[int, str] = field(default_factory=dict)
     _counts: dict[str, int] = field(default_factory=dict)
     _uses: list[str] = field(default_factory=list)
@@ -81,6 +86,11 @@ class Recorder:
     def tracer(self, real: Any, var: str) -> Tracer:
         scalar = isinstance(real, np.generic)
         arr = np.asarray(real)
+        owner = arr
+        while isinstance(owner.base, np.ndarray):
+            owner = owner.base
+        if owner.nbytes >= BIG:
+            self.big.add(var)
         t = arr.view(Tracer)
         t._var, t._real, t._scalar, t._rec = var, arr, scalar, self
         return t
