@@ -230,7 +230,8 @@ def fit(
             if reporter is not None:
                 reporter.on_epoch_start(epoch, len(loader), lr)
             start = time.perf_counter()
-            steps = _train_epoch(model, loader, optimizer, epoch, reporter, step)
+            extra = {"step": step} if step is not None else {}  # (the eager call unchanged)
+            steps = _train_epoch(model, loader, optimizer, epoch, reporter, **extra)
             seconds = time.perf_counter() - start
             if scheduler is not None:
                 scheduler.step()
