@@ -355,3 +355,33 @@ def test_cli_train_compile_writes_the_same_metrics_as_eager(
         with open(out / "metrics.csv") as f:
             rows.append([{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)])
     assert rows[0] == rows[1]
+
+
+def test_a_new_learning_rate_is_read_by_the_program_without_tracing_again() -> None:
+    def make() -> tuple[nn.Module, optim.Optimizer, Callable[..., Any]]:
+        nn.manual_seed(0)
+        model = nn.MLP(2, [16], 3)
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x: Tensor, y: np.ndarray) -> Tensor:
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return model, opt, step
+
+    (e_model, e_opt, e_step), (model, opt, step) = make(), make()
+    compiled = chainrule.compile(step)
+    x, y = data()
+    theirs, ours = [], []
+    for k in range(12):
+        for o in (e_opt, opt):
+            o.param_groups[0]["lr"] = 0.1 / (1 + k)  # a schedule: a new float every call
+        theirs.append(e_step(x, y).item())
+        ours.append(compiled(x, y).item())
+    assert ours == theirs
+    assert same_arrays(list(e_model.parameters()), list(model.parameters()))
+    assert compiled.traces == 2
+    assert "param_groups[0]['lr']" in compiled.source

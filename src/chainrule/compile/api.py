@@ -16,7 +16,7 @@ from chainrule.compile.draws import TracingGenerator, conversions_traced
 from chainrule.compile.eager_parts import opaque_steps, watch_hooks
 from chainrule.compile.program import Program, Retrace, generate
 from chainrule.compile.scope import Scope, Walk, find_roots
-from chainrule.compile.tracer import GuardFailed, Recorder, TraceError, Tracer
+from chainrule.compile.tracer import GuardFailed, Hyper, Recorder, TraceError, Tracer
 from chainrule.optim.optimizer import Optimizer
 
 Tensor = _engine.Tensor
@@ -138,6 +138,16 @@ class Compiled:
             if isinstance(g, np.random.Generator):
                 setattr(holder, attr, TracingGenerator(g, rec, fetch))
                 gens.append((holder, attr, g))
+        hypers: list[tuple[dict[str, Any], Hyper, float]] = []
+        for _, o in roots:  # learning rates: read by the program on each call if it can
+            if isinstance(o, Optimizer) and id(o) not in self._opaque:
+                c = scope.const(o, "o")
+                for gi, group in enumerate(o.param_groups):
+                    lr = group.get("lr")
+                    if type(lr) is float:
+                        h = Hyper(lr, f"{c}.param_groups[{gi}]['lr']")
+                        group["lr"] = h
+                        hypers.append((group, h, lr))
         emitted_grads: dict[int, str] = {}
         reasons: list[str] = []
         result: Any = None
@@ -154,6 +164,9 @@ class Compiled:
             ):
                 result = self.fn(*traced_args, **kwargs)
         finally:
+            for group, h, lr in hypers:
+                if group.get("lr") is h:
+                    group["lr"] = lr
             for holder, attr, g in gens:
                 setattr(holder, attr, g)
             for t, arr in arg_tensors:
@@ -181,7 +194,8 @@ class Compiled:
         touched = [c for c, t in before.tensors if rec_var(before, c) in written]
         if touched:  # as optimizer.step(): graphs recorded before see the change
             epilogue.append(f"_mark_modified({', '.join(touched)})")
-        hyper = [(e, v) for e, v in before.guards]
+        live = {h.expr for _, h, _ in hypers if not h.used} & rec.live
+        hyper = [(e, v) for e, v in before.guards if e not in live]
         prologue = []
         if hyper:
             consts = {"_baked": tuple(v for _, v in hyper)}

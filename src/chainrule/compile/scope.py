@@ -200,7 +200,8 @@ class Scope:
                 if k == "params":
                     for i, p in enumerate(v):
                         self._tensor(w, p, f"{root}_param{gi}_{i}", seen)
-                elif isinstance(v, int | float | bool | tuple):
+                elif isinstance(v, int | float | bool | tuple) and id(opt) not in self.opaque:
+                    # (An opaque optimiser's step runs eagerly: it reads them on each call.)
                     w.guards.append((f"{c}.param_groups[{gi}][{k!r}]", v))
         if id(opt) in self.opaque:
             return  # its step runs eagerly on the real arrays: its state stays as it is
