@@ -7,6 +7,6 @@ order as eager mode, without the engine's bookkeeping. ``step.source`` shows the
 """
 
 from chainrule.compile.api import Compiled, compile
-from chainrule.compile.tracer import TraceError
+from chainrule.compile.stmt import TraceError
 
 __all__ = ["Compiled", "TraceError", "compile"]

@@ -14,9 +14,11 @@ import numpy as np
 from chainrule.compile import _engine
 from chainrule.compile.draws import TracingGenerator, conversions_traced
 from chainrule.compile.eager_parts import opaque_steps, watch_hooks
+from chainrule.compile.hyper import Hyper
 from chainrule.compile.program import Program, Retrace, generate
 from chainrule.compile.scope import Scope, Walk, find_roots
-from chainrule.compile.tracer import GuardFailed, Hyper, Recorder, TraceError, Tracer
+from chainrule.compile.stmt import GuardFailed, TraceError
+from chainrule.compile.tracer import Recorder, Tracer
 from chainrule.optim.optimizer import Optimizer
 
 Tensor = _engine.Tensor

@@ -14,7 +14,8 @@ from typing import Any
 
 from chainrule.compile import _engine
 from chainrule.compile.scope import Scope
-from chainrule.compile.tracer import Recorder, TraceError, Tracer
+from chainrule.compile.stmt import TraceError
+from chainrule.compile.tracer import Recorder, Tracer
 from chainrule.optim.optimizer import Optimizer
 
 Tensor = _engine.Tensor

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from chainrule.compile import _engine
-from chainrule.compile.tracer import GuardFailed, Recorder, Stmt
+from chainrule.compile.stmt import GuardFailed, Stmt
+from chainrule.compile.tracer import Recorder
 from chainrule.nn.rng import default_generator
 
 
