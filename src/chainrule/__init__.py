@@ -14,6 +14,7 @@
 """
 
 from chainrule import accelerator, autograd, backends, cuda, func, nn, optim, utils
+from chainrule.compile import compile as compile
 from chainrule.draw import draw_dot, to_dot
 from chainrule.gradcheck import gradcheck
 from chainrule.graph import toposort

@@ -121,6 +121,10 @@ def register(sub: Any) -> None:
         help="BLAS threads while training: auto (1 for small networks) or a number",
     )  # fmt: skip
     p.add_argument("--no-plots", action="store_true", help="skip curves.png and the boundary")
+    p.add_argument(
+        "--compile", action="store_true",
+        help="run each step as the NumPy program chainrule.compile traces (same numbers)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -139,6 +143,7 @@ class Prepared:
     plots: bool
     threads: int | Literal["auto"] = "auto"
     history: list[EpochMetrics] = field(default_factory=list)
+    compile: bool = False  # train through chainrule.compile
 
 
 def prepare(
@@ -230,7 +235,8 @@ def execute(p: Prepared, console: Console, max_rows: int = 20) -> list[Path]:
         with display:
             # fit's history list is filled in place through the reporter, so the writer
             # sees every finished epoch even if a later one is interrupted.
-            fit(p.model, p.splits, p.config, _Collect(display, p.history), threads=p.threads)
+            fit(p.model, p.splits, p.config, _Collect(display, p.history), threads=p.threads,
+                compile=p.compile)  # fmt: skip
     except (KeyboardInterrupt, TrainingDiverged) as exc:
         done = len(p.history)
         if writer.epochs_written < done:
@@ -305,6 +311,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     overrides = {k: getattr(args, k) for k in OVERRIDES}
     p = prepare(args.dataset, overrides, args.out, not args.no_plots, args.threads)
+    p.compile = bool(getattr(args, "compile", False))
     console = make_console()
     try:
         pictures = execute(p, console)
