@@ -145,11 +145,12 @@ class DataLoader:
         stop = n - n % b if self.drop_last else n
         # One permutation per epoch, sliced per batch: indexing with an array gathers the
         # whole batch in C (no Python loop per sample) and already returns a copy.
+        order: np.ndarray | None = None
         if self.sampler is not None:
             order = np.fromiter(self.sampler, dtype=np.int64, count=n)
-        else:
+        elif self.shuffle:
             gen = default_generator() if self._rng is None else self._rng
-            order = gen.permutation(n) if self.shuffle else None
+            order = gen.permutation(n)
         for start in range(0, stop, b):
             if order is None:
                 # A slice gives views into the dataset; copy so that an in-place change to a

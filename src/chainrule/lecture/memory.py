@@ -118,7 +118,7 @@ def deep_mlp(
     for k in range(layers + 1):
         lin = nn.Linear(width, width if k < layers else 1)
         for p in lin.parameters():
-            p.data = p.data.astype(np.float64)
+            p.data = p.numpy().astype(np.float64)
         out = width if k < layers else 1
         flops[f"linear {k}"] = 2 * batch * width * out + batch * out  # Ω h and + β
         ops: list[nn.Module] = [_Probe(lin, f"linear {k}", flops[f"linear {k}"], rec)]

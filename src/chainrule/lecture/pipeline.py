@@ -127,7 +127,7 @@ def _train(config: PipelineConfig, rank: int, comm: Any, baseline: int) -> Stage
     schedule.timed = True
     opt = optim.Adam(module.parameters(), lr=config.lr)
     first, end = layer_cuts(config)[rank]
-    n_params = sum(p.size for p in module.parameters())
+    n_params = sum(p.numel() for p in module.parameters())
     report = StageReport(rank, (first, end - 1), n_params, 0)
     for step in range(config.steps):
         x, y = batch_of(config, step)

@@ -31,7 +31,7 @@ LossFn = Callable[[Tensor, Any], Tensor]
 
 
 def _as_array(x: Any) -> np.ndarray:
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+    return x.numpy() if isinstance(x, Tensor) else np.asarray(x)
 
 
 class _PipelineSchedule:

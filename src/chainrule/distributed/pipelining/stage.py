@@ -183,7 +183,7 @@ class PipelineStage:
         self.activation_bytes += nbytes
         self.peak_activation_bytes = max(self.peak_activation_bytes, self.activation_bytes)
         if not self.is_last:
-            self._send_activation(out.data, mb)
+            self._send_activation(out.numpy(), mb)
         return root
 
     def backward_one(self, mb: int) -> None:
@@ -199,7 +199,7 @@ class PipelineStage:
         self.events.append(("B", mb, t0, time.perf_counter()))
         self.activation_bytes -= nbytes
         if not self.is_first:
-            g = inp.grad.data if inp.grad is not None else np.zeros_like(inp.data)
+            g = inp.grad.numpy() if inp.grad is not None else np.zeros_like(inp.numpy())
             self._send(g, self.stage_index - 1, 2 * mb + 1)
 
 
@@ -210,7 +210,7 @@ def _layer_times(layers: list[Module], example: Any, repeats: int = 3) -> list[f
     for layer in layers:
         runs = []
         for _ in range(repeats):
-            inp = Tensor(x.data, requires_grad=True)
+            inp = Tensor(x.numpy(), requires_grad=True)
             t0 = time.perf_counter()
             out = layer(inp)
             out.sum().backward()
@@ -241,7 +241,7 @@ def split_sequential(
             f"layers, got {type(model).__name__} with {len(layers)}."
         )
     if by == "parameters":
-        cost = [float(sum(p.size for p in layer.parameters())) for layer in layers]
+        cost = [float(sum(p.numel() for p in layer.parameters())) for layer in layers]
     elif by == "time":
         if example_input is None:
             raise ValueError("split_sequential(by='time') needs example_input (one batch).")
