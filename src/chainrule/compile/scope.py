@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.compile import _engine
-from chainrule.nn import rng as nn_rng
+from chainrule.tensor import random as default_random
 from chainrule.nn.module import Module
 from chainrule.optim.optimizer import Optimizer
 
@@ -162,7 +162,8 @@ class Scope:
             elif isinstance(obj, Tensor):
                 self._tensor(w, obj, name, seen)
         if not any(g[0] == "_default_generator()" for g in w.generators):
-            w.generators.append(("_default_generator()", nn_rng, "_default", "rng"))
+            # The process-wide generator's NumPy stream (drawn under its lock by the program).
+            w.generators.append(("_default_generator()", default_random._default, "_gen", "rng"))
         return w
 
     def _tensor(self, w: Walk, t: Any, label: str, seen: set[int]) -> None:
