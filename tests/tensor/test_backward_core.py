@@ -102,3 +102,51 @@ def test_post_accumulate_grad_hook_on_a_non_leaf_is_an_error() -> None:
     w = Tensor(np.array([1.0]), requires_grad=True)
     with pytest.raises(RuntimeError, match="only a leaf"):
         (w * 2.0).register_post_accumulate_grad_hook(lambda t: None)
+
+
+def test_a_leaf_hook_fires_during_the_pass_with_its_complete_gradient() -> None:
+    # Data-parallel training starts an all-reduce from a parameter's hook while the rest of
+    # the pass still runs: the hook must see the whole (summed) gradient, before later nodes.
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    x = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    events: list[object] = []
+    w.register_hook(lambda g: events.append(("w", g.numpy().tolist())))
+    x.register_hook(lambda g: events.append(("x", g.numpy().tolist())))
+    h = w * 2.0  # w's gradient is complete once h's is: 2 * (used twice below)
+    y = (h * x).sum() + (h * 1.0).sum() + (x * x * x).sum()
+    queued: list[str] = []
+    w.register_hook(lambda g: queue_callback(lambda: queued.append("after")))
+    y.backward()
+    assert ("w", [2.0 * (3.0 + 1.0), 2.0 * (4.0 + 1.0)]) in events
+    assert ("x", [2.0 + 27.0, 4.0 + 48.0]) in events
+    assert w.grad is not None and w.grad.numpy().tolist() == [8.0, 10.0]
+    assert queued == ["after"]
+
+
+def test_post_accumulate_hooks_run_after_every_leaf_was_stored_and_not_on_failure() -> None:
+    a = Tensor(np.array([1.0]), requires_grad=True)
+    b = Tensor(np.array([2.0]), requires_grad=True)
+    seen: list[tuple[str, bool]] = []
+    # When a's hook runs, b's .grad is already stored too: the pass stores all, then hooks.
+    a.register_post_accumulate_grad_hook(lambda t: seen.append(("a", b.grad is not None)))
+    (a * b).sum().backward()
+    assert seen == [("a", True)]
+
+    y = a * b
+
+    def fail(g: Tensor) -> None:
+        raise ValueError("stop")
+
+    y.register_hook(fail)
+    with pytest.raises(ValueError, match="stop"):
+        y.sum().backward()
+    assert seen == [("a", True)]  # a raising pass stores nothing and runs no hook
+
+
+def test_post_accumulate_hook_runs_after_a_create_graph_pass() -> None:
+    w = Tensor(np.array([3.0]), requires_grad=True)
+    seen: list[bool] = []
+    w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad is not None))
+    (w * w).sum().backward(create_graph=True)
+    assert seen == [True]
+    assert w.grad is not None and w.grad.requires_grad
