@@ -188,7 +188,11 @@ def _walk(
             for i in needed:
                 k += 1
                 parent = args[i]
-                gi = _fit(gis[k], parent._data, create_graph)
+                gi = gis[k]
+                target = parent._data
+                # (Tested here, not only in _fit: most gradients already fit; saves a call.)
+                if gi.shape != target.shape or gi.dtype is not target.dtype:
+                    gi = _fit(gi, target, create_graph)
                 if anomaly_on:
                     _check_grad(ctx, i, gi)
                 prev = grads.get(parent)
