@@ -15,6 +15,7 @@ import numpy as np
 
 import chainrule.tensor.primitive as primitive  # the module (the package exports a function)
 from chainrule.tensor import dtypes, grad_mode
+from chainrule.tensor.grad_fn import GradFn
 from chainrule.tensor.methods import TensorMethods, _index
 
 _new = object.__new__
@@ -229,7 +230,7 @@ class Tensor(TensorMethods):
             f", dtype={self.dtype}" if self.dtype not in (np.float32, np.int64, np.bool_) else ""
         )
         if self._ctx is not None:
-            extra += f", grad_fn=<{self.grad_fn}>"
+            extra += f", grad_fn={self.grad_fn!r}"
         elif self._requires_grad:
             extra += ", requires_grad=True"
         return f"Tensor({body}{extra})"
@@ -267,12 +268,10 @@ class Tensor(TensorMethods):
         return self._ctx is None
 
     @property
-    def grad_fn(self) -> str | None:
-        """The name of the operation that made this tensor (None for leaves)."""
-        ctx = self._ctx
-        if ctx is None:
-            return None
-        return f"{ctx.prim.name} (released)" if ctx.released else str(ctx.prim.name)
+    def grad_fn(self) -> GradFn | None:
+        """The backward node of the operation that made this tensor (None for leaves), with
+        PyTorch's ``name()`` and ``next_functions`` (see ``chainrule.tensor.grad_fn``)."""
+        return None if self._ctx is None else GradFn(self)
 
     def detach(self) -> Tensor:
         """The same data outside the graph (shared memory and version counter)."""
