@@ -331,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
         group = None
     p = prepare(args.dataset, overrides, args.out, not args.no_plots, args.threads)
     if args.nproc > 1 and group is None:  # checked here once, then run on N ranks
-        return train_ranks.launch(args.nproc, train_ranks.rank_argv(args, p.out))
+        return train_ranks.launch(args.nproc, train_ranks.rank_argv(args, p.out), p.out)
     console = make_console()
     try:
         pictures = execute(p, console, group=group)

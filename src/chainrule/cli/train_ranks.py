@@ -75,8 +75,12 @@ def rank_argv(args: argparse.Namespace, out: Path) -> list[str]:
     return argv
 
 
-def launch(nproc: int, argv: list[str]) -> int:
-    """Run ``python -m chainrule.cli ARGV`` on ``nproc`` ranks; returns mpiexec's status."""
+def launch(nproc: int, argv: list[str], out: Path) -> int:
+    """Run ``python -m chainrule.cli ARGV`` on ``nproc`` ranks; returns mpiexec's status.
+
+    On Ctrl-C mpiexec stops the ranks (and stops forwarding their output), so this
+    process says what the run folder ``out`` kept, as a one-process run would.
+    """
     from chainrule.cli import UsageError
     from chainrule.distributed.launch import mpiexec_command
 
@@ -87,9 +91,24 @@ def launch(nproc: int, argv: list[str]) -> int:
     proc = subprocess.Popen(cmd)
     try:
         return proc.wait()
-    except KeyboardInterrupt:  # the ranks got it too (or SIGTERM from mpiexec): let them save
+    except KeyboardInterrupt:
         try:
-            return proc.wait(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            return 130
+        print(f"chainrule train: interrupted: stopped {nproc} ranks; {_kept(out)}", file=sys.stderr)
+        return 130
+
+
+def _kept(out: Path) -> str:
+    """What the interrupted run's folder holds (removed if no epoch finished)."""
+    from chainrule.training.runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, read_metrics
+
+    if not out.is_dir():
+        return "no run folder was written"
+    if {f.name for f in out.iterdir()} <= {CONFIG_FILE}:
+        (out / CONFIG_FILE).unlink(missing_ok=True)
+        out.rmdir()
+        return f"no epoch finished, removed {out}"
+    done = len(read_metrics(out / METRICS_FILE))
+    return f"kept {out / METRICS_FILE} and {out / MODEL_FILE} of epoch {done} (no pictures)"
