@@ -54,8 +54,12 @@ def main() -> None:
         dist.all_gather_object({n: v.tolist() for n, v in local.items()})[0]
         != dist.all_gather_object({n: v.tolist() for n, v in local.items()})[-1]
     )
-    initial = {n: v.tolist() for n, v in nn.MLP(3, [5, 4], 2, dtype=np.float64,
-                                               rng=np.random.default_rng(0)).state_dict().items()}
+    initial = {
+        n: v.tolist()
+        for n, v in nn.MLP(3, [5, 4], 2, dtype=np.float64, rng=np.random.default_rng(0))
+        .state_dict()
+        .items()
+    }
     report["initial"] = initial
     report["xs"] = [x.tolist() for x in xs]
     report["ys"] = [y.tolist() for y in ys]

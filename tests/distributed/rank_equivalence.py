@@ -40,8 +40,11 @@ def main() -> None:
         opt.step()
     if rank == 0:
         final = {k: v for k, v in net.state_dict().items()}
-        np.savez(out, **{"final." + k: v for k, v in final.items()},
-                 **{"initial." + k: v for k, v in initial.items()})
+        np.savez(
+            out,
+            **{"final." + k: v for k, v in final.items()},
+            **{"initial." + k: v for k, v in initial.items()},
+        )
     dist.destroy_process_group()
 
 

@@ -14,7 +14,9 @@ from .mpi_helpers import run_ranks
 STEPS, B = 50, 5
 
 
-def single_process(initial: dict[str, np.ndarray], opt_name: str, world: int) -> dict[str, np.ndarray]:
+def single_process(
+    initial: dict[str, np.ndarray], opt_name: str, world: int
+) -> dict[str, np.ndarray]:
     """The reference: one process, batch world·B, the same data stream, rank 0's start."""
     net = nn.MLP(6, [16, 8], 4, dtype=np.float64)
     net.load_state_dict(initial)

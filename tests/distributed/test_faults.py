@@ -48,7 +48,11 @@ def test_a_collective_some_ranks_skip_times_out_naming_the_op_and_the_ranks() ->
 def test_ctrl_c_stops_every_rank() -> None:
     cmd = [*mpiexec(2), sys.executable, str(HERE / "rank_faults.py"), "forever"]
     p = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
         start_new_session=True,
     )
     try:
@@ -57,7 +61,7 @@ def test_ctrl_c_stops_every_rank() -> None:
         assert all("ready" in line for line in seen), seen
         time.sleep(1.0)
         p.send_signal(signal.SIGINT)  # what the terminal sends mpiexec on Ctrl-C
-        _, err = p.communicate(timeout=30)
+        p.communicate(timeout=30)
     finally:
         if p.poll() is None:
             p.kill()

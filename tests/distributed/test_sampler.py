@@ -15,9 +15,7 @@ from chainrule.data import DataLoader, DistributedSampler, TensorDataset
 def test_unshuffled_shares_match_pytorch(n: int, world: int, drop_last: bool) -> None:
     for rank in range(world):
         ours = DistributedSampler(range(n), world, rank, shuffle=False, drop_last=drop_last)
-        theirs = tud.DistributedSampler(
-            range(n), world, rank, shuffle=False, drop_last=drop_last
-        )
+        theirs = tud.DistributedSampler(range(n), world, rank, shuffle=False, drop_last=drop_last)
         assert list(ours) == list(theirs)
         assert len(ours) == len(theirs)
 
@@ -59,7 +57,7 @@ def test_data_loader_reads_the_samplers_share() -> None:
 
 
 def test_bad_arguments_say_what_to_do() -> None:
-    with pytest.raises(ValueError, match="rank must be in 0..num_replicas-1"):
+    with pytest.raises(ValueError, match=r"rank must be in 0\.\.num_replicas-1"):
         DistributedSampler(range(4), num_replicas=2, rank=2)
     with pytest.raises(RuntimeError, match="init_process_group"):
         DistributedSampler(range(4))

@@ -41,7 +41,10 @@ def test_two_ranks_with_half_the_batch_train_the_model_of_one_process(tmp_path: 
         np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-6, err_msg=name)
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
     assert json.loads((tmp_path / "one" / "config.json").read_text())["world_size"] == 1
-    m1, m2 = read_metrics(tmp_path / "one" / "metrics.csv"), read_metrics(tmp_path / "two" / "metrics.csv")
+    m1, m2 = (
+        read_metrics(tmp_path / "one" / "metrics.csv"),
+        read_metrics(tmp_path / "two" / "metrics.csv"),
+    )
     for r1, r2 in zip(m1, m2, strict=True):
         assert abs(r1["test_loss"] - r2["test_loss"]) < 1e-4
         assert r1["steps"] == r2["steps"]

@@ -22,9 +22,8 @@ from chainrule.training.config import ACTIVATIONS, DEFAULTS, OPTIMIZERS, SCHEDUL
 if TYPE_CHECKING:  # imported lazily at run time: `chainrule --help` stays fast
     from rich.console import Console
 
-    from chainrule.distributed import ProcessGroup
-
     from chainrule.data import DatasetSplits
+    from chainrule.distributed import ProcessGroup
     from chainrule.nn import MLP
     from chainrule.training import EpochMetrics, TrainConfig
 
@@ -316,9 +315,8 @@ def print_summary(console: Console, p: Prepared, pictures: list[Path], seconds: 
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from chainrule.cli.progress import make_console
-
     from chainrule.cli import train_ranks  # (--nproc)
+    from chainrule.cli.progress import make_console
 
     start = time.perf_counter()
     overrides = {k: getattr(args, k) for k in OVERRIDES}

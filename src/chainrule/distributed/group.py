@@ -91,7 +91,9 @@ class ProcessGroup:
         MPI = mpi()
         note = f"{seq}:{op}"
         sends = [
-            self._diag.isend(note, dest=r, tag=_STUCK_TAG) for r in range(self.size) if r != self.rank
+            self._diag.isend(note, dest=r, tag=_STUCK_TAG)
+            for r in range(self.size)
+            if r != self.rank
         ]
         heard: dict[int, str] = {}
         grace_end = time.monotonic() + min(2.0, max(0.5, self.timeout))

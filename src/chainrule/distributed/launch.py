@@ -21,7 +21,9 @@ def find_mpiexec() -> str:
         return str(beside)
     found = shutil.which("mpiexec")
     if found is None:
-        raise FileNotFoundError(f"mpiexec was not found beside {sys.executable} or on PATH: {INSTALL_HINT}.")
+        raise FileNotFoundError(
+            f"mpiexec was not found beside {sys.executable} or on PATH: {INSTALL_HINT}."
+        )
     return found
 
 

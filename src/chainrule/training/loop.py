@@ -220,9 +220,7 @@ def fit(
     _, shuffle_rng = _streams(config.seed)
     seed = int(shuffle_rng.integers(2**63))
     world = 1 if process_group is None else process_group.size
-    loader = DataLoader(
-        splits.train, batch_size=config.batch_size * world, shuffle=True, seed=seed
-    )
+    loader = DataLoader(splits.train, batch_size=config.batch_size * world, shuffle=True, seed=seed)
     optimizer = build_optimizer(model, config)
     net = model if process_group is None else data_parallel(model, config, process_group)
     scheduler = (

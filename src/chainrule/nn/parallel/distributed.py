@@ -64,7 +64,8 @@ def _buckets(params: list[tuple[str, Parameter]], cap_bytes: int) -> list[_Bucke
 
 
 def _check_same_structure(g: ProcessGroup, params: list[tuple[str, Parameter]]) -> None:
-    """Every rank must hold the same parameters; raise on every rank, naming the first difference."""
+    """Every rank must hold the same parameters: else raise on every rank, naming the first
+    difference."""
     mine = [(name, tuple(p.shape), str(p.dtype)) for name, p in params]
     everyone = dist.all_gather_object(mine, group=g)
     reference = everyone[0]
