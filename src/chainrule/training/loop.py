@@ -234,7 +234,10 @@ def fit(
             if reporter is not None:
                 reporter.on_epoch_start(epoch, len(loader), lr)
             start = time.perf_counter()
-            steps = _train_epoch(net, loader, optimizer, epoch, reporter, process_group)
+            if process_group is None:  # (the one-process call, as tests replace it)
+                steps = _train_epoch(net, loader, optimizer, epoch, reporter)
+            else:
+                steps = _train_epoch(net, loader, optimizer, epoch, reporter, process_group)
             seconds = time.perf_counter() - start
             if scheduler is not None:
                 scheduler.step()
