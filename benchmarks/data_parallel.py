@@ -22,6 +22,7 @@ itself with the ``mpiexec`` beside this Python (loopback and shared memory only)
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -199,8 +200,9 @@ def main() -> None:
           f"{chainrule.__version__}")  # fmt: skip
     import mpi4py
 
-    print(f"mpi4py {mpi4py.__version__}; model {'-'.join(map(str, SIZES))} float32, "
-          f"batch {BATCH}/rank, {args.rounds} rounds × {args.blocks} blocks × {args.steps} steps")  # fmt: skip
+    model = "-".join(map(str, SIZES))
+    print(f"mpi4py {mpi4py.__version__}; model {model} float32, batch {BATCH}/rank, "
+          f"{args.rounds} rounds × {args.blocks} blocks × {args.steps} steps")  # fmt: skip
 
     times: dict[str, list[float]] = {}
     for _ in range(args.rounds):
@@ -242,7 +244,7 @@ def main() -> None:
     print(f"α = {1e6 * alpha:.2f} µs, β = {1e9 * beta:.3f} ns/byte "
           f"({8 / beta / 1e9:.1f} Gbit/s effective loopback)")  # fmt: skip
 
-    nbytes = 4 * sum(a * b + b for a, b in zip(SIZES[:-1], SIZES[1:], strict=True))
+    nbytes = 4 * sum(a * b + b for a, b in itertools.pairwise(SIZES))
     compute = med["1x1_b256"]
     net_alpha = max(alpha, 25e-6)  # a network hop costs at least ~25 µs (TCP/Ethernet)
     print(f"\npredicted scaling efficiency, {nbytes / 1e6:.1f} MB of gradients per step, "
