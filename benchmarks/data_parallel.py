@@ -99,18 +99,22 @@ def worker_train(args: argparse.Namespace) -> dict[str, list[float]]:
                 p.grad.numpy().ravel()[:] = flat[a:b]
 
         variants["blocking"] = (1, net, opt, x, y, blocking)
-    times: dict[str, list[float]] = {k: [] for k in variants}
+    times: dict[str, list[float]] = {k: [] for k in variants}  # (and cpu_<k>: CPU shares)
     for block in range(args.blocks + 1):  # block 0: warm-up
         for name, (threads, model, opt, x, y, after) in variants.items():
             with threadpool_limits(limits=threads, user_api="blas"):
                 dist.barrier()
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 for _ in range(args.steps):
                     _step(model, opt, x, y, after)
                 dist.barrier()
                 per_step = (time.perf_counter() - start) / args.steps
+                # CPU seconds this rank got per wall second: below 1 (one thread) means
+                # other processes on the machine took the core part of the time.
+                share = (time.process_time() - cpu) / (per_step * args.steps)
             if block:
                 times[name].append(per_step)
+                times.setdefault("cpu_" + name, []).append(min(dist.all_gather_object(share)))
     dist.destroy_process_group()
     return times
 
@@ -210,10 +214,12 @@ def main() -> None:
             for k, v in run_job(n, "train", threads, args.blocks, args.steps).items():
                 times.setdefault(k, []).extend(v)
     med = {k: statistics.median(v) for k, v in times.items()}
+    cpu = {k[4:]: v for k, v in med.items() if k.startswith("cpu_")}
+    med = {k: v for k, v in med.items() if not k.startswith("cpu_")}
     samples = {k: (2 * BATCH if k.startswith(("ddp", "blocking", "1x2")) else BATCH) / t
                for k, t in med.items()}  # fmt: skip
-    print("\n| configuration | step (ms) | samples/s | vs 1 rank × 1 thread |")
-    print("| --- | ---: | ---: | ---: |")
+    print("\n| configuration | step (ms) | samples/s | vs 1 rank × 1 thread | CPU s per s |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     base = samples["1x1_b256"]
     labels = {
         "1x1_b256": "1 rank × 1 thread, batch 256",
@@ -223,7 +229,9 @@ def main() -> None:
         "blocking": "2 ranks × 1 thread, one blocking all-reduce after backward",
     }
     for k, label in labels.items():
-        print(f"| {label} | {1e3 * med[k]:.1f} | {samples[k]:,.0f} | {samples[k] / base:.2f}× |")
+        print(f"| {label} | {1e3 * med[k]:.1f} | {samples[k]:,.0f} | {samples[k] / base:.2f}× "
+              f"| {cpu[k]:.2f} |")  # fmt: skip
+    print("(CPU s per s: CPU time per wall second of the least served rank; 1 thread can use 1)")
     best = max(samples["ddp_cap25"], samples["ddp_cap1"])
     print(f"\n2 ranks (best DDP) vs 1 rank × 2 threads: {best / samples['1x2_b512']:.2f}×")
     hidden = med["blocking"] - med["ddp_cap1"]

@@ -77,3 +77,13 @@ def test_ctrl_c_keeps_the_last_finished_epoch_of_a_multi_rank_run(tmp_path: Path
     assert len(rows) >= 1
     # The model file is the one of the last epoch in metrics.csv, as after a 1-rank Ctrl-C.
     assert load_trained(out / "model.npz").metadata["epochs_completed"] == len(rows)
+
+
+def test_bad_options_are_reported_once_before_any_rank_starts(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    r = train(tmp_path / "taken", "--nproc", "2")
+    assert r.returncode == 2
+    assert r.stderr.count("chainrule train: error:") == 1
+    assert "prterun" not in r.stderr and "mpiexec" not in r.stderr  # no job was started
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
