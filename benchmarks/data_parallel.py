@@ -13,10 +13,12 @@ Measures, on the MLP 784-1024-1024-10 (float32, batch 256 per rank, SGD with mom
    ring all-reduce model T(n, M) = 2(n-1)·α + 2(n-1)/n · M·β, and the scaling efficiency
    that model predicts for this network at 8, 64 and 512 ranks on 10 and 100 Gbit/s.
 
-Candidates are interleaved: each round starts every configuration once (the 1-rank and
-2-rank jobs alternate; inside a job the variants alternate block by block), after a
-warm-up; the table shows medians over all blocks and rounds. The driver starts the jobs
-itself with the ``mpiexec`` beside this Python (loopback and shared memory only).
+Candidates are interleaved: each round starts every configuration once (1 rank × 1
+thread, 2 ranks, 1 rank × 2 threads: each job started with its BLAS thread count, as
+OpenBLAS's idle threads would otherwise take CPU; inside the 2-rank job the variants
+alternate block by block), after a warm-up; the table shows medians over all blocks and
+rounds. The driver starts the jobs itself with the ``mpiexec`` beside this Python
+(loopback and shared memory only).
 """
 
 from __future__ import annotations
@@ -76,10 +78,11 @@ def worker_train(args: argparse.Namespace) -> dict[str, list[float]]:
     group = dist.init_process_group("mpi")
     world = group.size
     variants: dict[str, Any] = {}
-    if world == 1:
-        for threads, batch in ((1, BATCH), (2, 2 * BATCH)):
-            net, opt, x, y = _model_and_data(batch, 0)
-            variants[f"1x{threads}_b{batch}"] = (threads, net, opt, x, y, None)
+    if world == 1:  # one variant per job: the BLAS thread count is fixed at start-up
+        threads = int(os.environ["OPENBLAS_NUM_THREADS"])
+        batch = BATCH * threads
+        net, opt, x, y = _model_and_data(batch, 0)
+        variants[f"1x{threads}_b{batch}"] = (threads, net, opt, x, y, None)
     else:
         for cap in (25.0, 1.0):
             net, opt, x, y = _model_and_data(BATCH, group.rank)
@@ -210,7 +213,7 @@ def main() -> None:
 
     times: dict[str, list[float]] = {}
     for _ in range(args.rounds):
-        for n, threads in ((1, 2), (2, 1)):
+        for n, threads in ((1, 1), (2, 1), (1, 2)):
             for k, v in run_job(n, "train", threads, args.blocks, args.steps).items():
                 times.setdefault(k, []).extend(v)
     med = {k: statistics.median(v) for k, v in times.items()}
