@@ -15,7 +15,7 @@ from typing import NoReturn
 from chainrule import __version__
 
 # Subcommand modules, in the order `chainrule --help` lists them.
-SUBCOMMANDS = ["demo", "train", "evaluate", "toy", "backprop"]
+SUBCOMMANDS = ["demo", "train", "evaluate", "toy", "backprop", "memory", "pipeline"]
 
 
 class UsageError(Exception):

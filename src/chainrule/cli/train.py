@@ -123,6 +123,10 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--no-plots", action="store_true", help="skip curves.png and the boundary")
     p.add_argument(
+        "--compile", action="store_true",
+        help="run each step as the NumPy program chainrule.compile traces (same numbers)",
+    )  # fmt: skip
+    p.add_argument(
         "--nproc", type=_int_at_least(1, "a positive integer"), default=1,
         help="train on N processes with MPI (starts mpiexec; --batch-size is per process)",
     )  # fmt: skip
@@ -144,6 +148,7 @@ class Prepared:
     plots: bool
     threads: int | Literal["auto"] = "auto"
     history: list[EpochMetrics] = field(default_factory=list)
+    compile: bool = False  # train through chainrule.compile
 
 
 def prepare(
@@ -245,7 +250,8 @@ def execute(
             # fit's history list is filled in place through the reporter, so the writer
             # sees every finished epoch even if a later one is interrupted.
             reporter = _Collect(display, p.history)
-            fit(p.model, p.splits, p.config, reporter, threads=p.threads, process_group=group)
+            fit(p.model, p.splits, p.config, reporter, threads=p.threads, compile=p.compile,
+                process_group=group)  # fmt: skip
     except (KeyboardInterrupt, TrainingDiverged) as exc:
         done = len(p.history)
         if writer.epochs_written < done:
@@ -320,6 +326,12 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     overrides = {k: getattr(args, k) for k in OVERRIDES}
+    if getattr(args, "compile", False) and (args.nproc > 1 or train_ranks.launched()):
+        from chainrule.cli import UsageError
+
+        raise UsageError(
+            "--compile traces one process's step (not the all-reduce); use it without --nproc"
+        )
     if train_ranks.launched():  # a rank of `mpiexec -n N chainrule train ...`
         group = train_ranks.join()
         if group is not None and group.rank != 0:
@@ -328,6 +340,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         group = None
     p = prepare(args.dataset, overrides, args.out, not args.no_plots, args.threads)
+    p.compile = bool(getattr(args, "compile", False))
     if args.nproc > 1 and group is None:  # checked here once, then run on N ranks
         return train_ranks.launch(args.nproc, train_ranks.rank_argv(args, p.out), p.out)
     console = make_console()

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from chainrule.tensor import Tensor
+from chainrule.tensor.random import default_generator
 
 
 class BatchDataset(Protocol):
@@ -87,7 +88,8 @@ class DataLoader:
             tuple ``(x, y)`` of arrays.
         batch_size: samples per batch; the last batch may be smaller.
         shuffle: draw a new random order each epoch (for training sets).
-        seed: seeds the shuffling; ``None`` draws fresh entropy from the OS.
+        seed: seeds the shuffling (this loader's own stream); ``None`` draws each epoch's
+            order from the default generator, so ``chainrule.manual_seed`` fixes it.
         drop_last: skip the final smaller batch, so every batch has ``batch_size`` samples.
         sampler: an iterable of dataset positions giving the order of each epoch (e.g. a
             ``DistributedSampler``: this rank's share); excludes ``shuffle``.
@@ -128,7 +130,7 @@ class DataLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.sampler = sampler
-        self._rng = np.random.default_rng(seed)
+        self._rng = None if seed is None else np.random.default_rng(seed)
 
     def __len__(self) -> int:
         """The number of batches per epoch."""
@@ -143,9 +145,12 @@ class DataLoader:
         stop = n - n % b if self.drop_last else n
         # One permutation per epoch, sliced per batch: indexing with an array gathers the
         # whole batch in C (no Python loop per sample) and already returns a copy.
-        order = self._rng.permutation(n) if self.shuffle else None
+        order: np.ndarray | None = None
         if self.sampler is not None:
             order = np.fromiter(self.sampler, dtype=np.int64, count=n)
+        elif self.shuffle:
+            gen = default_generator() if self._rng is None else self._rng
+            order = gen.permutation(n)
         for start in range(0, stop, b):
             if order is None:
                 # A slice gives views into the dataset; copy so that an in-place change to a
