@@ -99,17 +99,17 @@ def equiv(rank: int, k: int) -> None:
                 assert abs(out.item() - ref_loss.item()) < TOL, (out.item(), ref_loss.item())
             if step == 0:
                 d = max_diff(
-                    [p.grad.data for p in mine.parameters()],  # type: ignore[union-attr]
-                    [p.grad.data for p in ref_params],  # type: ignore[union-attr]
+                    [p.grad.numpy() for p in mine.parameters()],  # type: ignore[union-attr]
+                    [p.grad.numpy() for p in ref_params],  # type: ignore[union-attr]
                 )
                 assert d < TOL, f"{sched_cls.__name__} M={m}: gradients differ by {d}"
             opt.step()
             ref_opt.step()
-        d = max_diff([p.data for p in mine.parameters()], [p.data for p in ref_params])
+        d = max_diff([p.numpy() for p in mine.parameters()], [p.numpy() for p in ref_params])
         assert d < TOL, f"{sched_cls.__name__} M={m}: parameters differ by {d} after {STEPS}"
         start = make_model(7)
-        moved = max_diff([p.data for p in mine.parameters()],
-                         [p.data for i in pos for p in start[i].parameters()])  # fmt: skip
+        moved = max_diff([p.numpy() for p in mine.parameters()],
+                         [p.numpy() for i in pos for p in start[i].parameters()])  # fmt: skip
         assert moved > 1e-3, "training did not change the parameters"
         extra = " recompute" if recompute else ""
         print(f"rank {rank}: {sched_cls.__name__} M={m}{extra} {opt_kind}: ok", flush=True)

@@ -151,14 +151,14 @@ def test_one_stage_schedule_equals_plain_training_and_checks_its_arguments() -> 
     x, y = rng.normal(size=(8, 10)), rng.normal(size=(8, 1))
     losses: list[Tensor] = []
     loss = schedule.step(x, target=y, losses=losses)
-    grads = [p.grad.data.copy() for p in model.parameters()]  # type: ignore[union-attr]
+    grads = [p.grad.numpy().copy() for p in model.parameters()]  # type: ignore[union-attr]
     model.zero_grad()
     ref = nn.MSELoss()(model(Tensor(x)), y)
     ref.backward()
     assert loss is not None and len(losses) == 4
     assert abs(loss.item() - ref.item()) < 1e-12
     for g, p in zip(grads, model.parameters(), strict=True):
-        np.testing.assert_allclose(g, p.grad.data, rtol=0, atol=1e-12)  # type: ignore[union-attr]
+        np.testing.assert_allclose(g, p.grad.numpy(), rtol=0, atol=1e-12)  # type: ignore[union-attr]
     with pytest.raises(ValueError, match=r"x of shape \(6, 10\) cannot be cut into 4 equal"):
         schedule.step(x[:6], target=y[:6])
     with pytest.raises(TypeError, match="the last stage needs target=y"):

@@ -144,7 +144,10 @@ def test_optimiser_follows_pytorch_for_100_steps(name: str, kwargs: dict[str, fl
         ((torch.tensor(x) @ theirs.t()).tanh() - torch.tensor(target)).pow(2).mean().backward()
         opt.step()
         topt.step()
-    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+    # float64 rounding differs in the last bits (other summation order); RMSprop's division by
+    # a running RMS of small gradients can grow that to ~1e-10 over 100 steps. A wrong formula
+    # is off by far more.
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-8, atol=1e-10)
 
 
 # -- utils.data and the generator ---------------------------------------------------------

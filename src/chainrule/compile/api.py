@@ -344,7 +344,7 @@ def compile(fn: Callable[..., Any] | None = None, *, state: tuple[Any, ...] = ()
     Example:
         >>> import numpy as np, chainrule
         >>> from chainrule import nn, optim
-        >>> nn.manual_seed(0)
+        >>> _ = nn.manual_seed(0)
         >>> model = nn.MLP(2, [4], 2)
         >>> opt = optim.SGD(model.parameters(), lr=0.1)
         >>> @chainrule.compile
@@ -354,7 +354,7 @@ def compile(fn: Callable[..., Any] | None = None, *, state: tuple[Any, ...] = ()
         ...     loss.backward()
         ...     opt.step()
         ...     return loss
-        >>> x, y = chainrule.Tensor(np.ones((3, 2))), np.array([0, 1, 1])
+        >>> x, y = chainrule.Tensor(np.ones((3, 2), np.float32)), np.array([0, 1, 1])
         >>> losses = [step(x, y).item() for _ in range(3)]
         >>> "np.maximum" in step.source
         True

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from chainrule.compile import _engine
-from chainrule.tensor import random as default_random
 from chainrule.nn.module import Module
 from chainrule.optim.optimizer import Optimizer
+from chainrule.tensor import random as default_random
 
 Tensor = _engine.Tensor
 

@@ -4,9 +4,13 @@ Inside the block every operation checks its result, and the backward pass checks
 gradient it computes; the first non-finite value raises ``AnomalyError`` naming the
 operation, the shapes, and where in your code the operation was created. The checks cost
 a pass over each array, so use it to debug, not to train.
+
+Like grad mode, the switch belongs to the running thread and asyncio task (a ContextVar).
 """
 
 from __future__ import annotations
+
+from contextvars import ContextVar
 
 from chainrule.tensor.grad_mode import FlagContext
 
@@ -15,15 +19,14 @@ class AnomalyError(FloatingPointError):
     """A NaN or infinity appeared in the forward or backward pass under detect_anomaly()."""
 
 
-class _State:
-    enabled = False
+_enabled: ContextVar[bool] = ContextVar("chainrule.anomaly_enabled", default=False)
 
 
 def is_anomaly_enabled() -> bool:
-    return _State.enabled
+    return _enabled.get()
 
 
 class detect_anomaly(FlagContext):
     """Check every forward result and every gradient for NaN and infinity."""
 
-    state, value = _State, True
+    var, value = _enabled, True

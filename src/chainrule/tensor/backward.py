@@ -9,9 +9,10 @@ because it must keep every intermediate quantity until the backward pass reaches
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Callable, Iterator, Sequence
+import itertools
+import weakref
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from chainrule.graph import toposort
 from chainrule.tensor import anomaly, grad_mode
 from chainrule.tensor.ops.shape import _sum_to, sum_to
 from chainrule.tensor.primitive import Context, _clock, fingerprint
-from chainrule.tensor.tensor import Tensor
+from chainrule.tensor.tensor import RemovableHandle, Tensor
 
 
 def describe(t: Tensor) -> str:
@@ -87,27 +88,52 @@ def run_backward(
     pass that raises leaves every ``.grad`` as it was. With ``inputs``, nothing is
     accumulated and the gradients of those tensors are returned (None where unused).
     """
-    if inputs is None and not create_graph and not anomaly._State.enabled:
-        with _callbacks_after_pass():
-            _store_array_grads(_backward_arrays(root, seed, retain_graph))
-        return []
-    with _callbacks_after_pass():
-        return _run_backward_general(root, seed, retain_graph, create_graph, inputs)
+    wanted = {t: i for i, t in enumerate(inputs)} if inputs is not None else None
+    callbacks: list[Callable[[], None]] = []
+    token = _callbacks.set(callbacks)
+    try:
+        found = _walk(root, seed, retain_graph, create_graph, wanted)
+    finally:
+        _callbacks.reset(token)
+    if wanted is not None:
+        results: list[Any] = [None] * len(wanted)
+        for t, g in found:
+            results[wanted[t]] = g
+        return results
+    if create_graph:
+        _store_graph_grads(found)
+    else:
+        _store_array_grads(found)
+    for fn in callbacks:  # queued by hooks during the pass: run once its results are stored
+        fn()
+    return []
 
 
-def _run_backward_general(
+def _walk(
     root: Tensor,
     seed: Any,
     retain_graph: bool,
     create_graph: bool,
-    inputs: Sequence[Tensor] | None,
-) -> list[Any]:
+    wanted: dict[Tensor, int] | None,
+) -> list[tuple[Tensor, Any]]:
+    """The backward pass: the one per-node core of the engine.
+
+    Visits the graph in reverse topological order; at each node it runs the hooks, keeps
+    the gradient if it is asked for (a leaf's or a retained one; with ``wanted``, those of
+    the requested inputs), checks that nothing saved was changed in place, asks the rule
+    (``Primitive.input_grads``) for the gradients of the inputs that need one, fits each
+    to its input (``_fit``), adds it to what that input has received, and releases what the
+    node saved. Returns the (tensor, gradient) pairs kept.
+
+    What the common case (``loss.backward()`` on arrays) does not need costs it one test
+    each: requested inputs (``wanted``), a recorded backward pass (``create_graph``), the
+    anomaly checks.
+    """
     order = toposort(root)
     grads: dict[Tensor, Any] = {root: seed}
     owned: set[int] = set()  # ids of sums this pass allocated: safe to add into in place
-    done: list[tuple[Tensor, Any]] = []  # (tensor, grad) to store in .grad at the end
-    wanted = {t: i for i, t in enumerate(inputs)} if inputs is not None else None
-    results: list[Any] = [None] * (len(inputs) if inputs is not None else 0)
+    found: list[tuple[Tensor, Any]] = []
+    anomaly_on = anomaly._enabled.get()
     relevant: set[Tensor] | None = None
     if wanted is not None:
         # Only the part of the graph on a path from root to an input: nothing below the
@@ -116,64 +142,57 @@ def _run_backward_general(
         for node in order:  # parents before children
             if node in wanted or any(p in relevant for p in node._prev):
                 relevant.add(node)
-
-    anomaly_on = anomaly._State.enabled
-    # IEEE results without warnings, as PyTorch: sqrt's rule at 0 gives inf, and so on.
-    # detect_anomaly() is the tool that reports them.
-    with grad_mode.set_grad_enabled(create_graph), np.errstate(divide="ignore", invalid="ignore"):
+    # Hooks and rules see the gradients unrecorded, unless the pass itself is recorded. The
+    # switch is this thread's (a ContextVar): other threads keep recording.
+    mode = grad_mode._enabled.set(create_graph)
+    # IEEE results without warnings, as PyTorch: sqrt's rule at 0 gives inf, and so on
+    # (detect_anomaly() is the tool that reports them). Entered at the first op whose rules
+    # can divide by zero (Primitive.quiet): ~1 µs a pass saved on relu/linear-only graphs.
+    quiet: Any = None
+    try:
         while order:
             node = order.pop()  # drop the list's reference: the node can be freed after
             g = grads.pop(node, None)
             if g is None or (relevant is not None and node not in relevant):
                 continue
-            owned.discard(id(g))
+            if owned:
+                owned.discard(id(g))
             if node._hooks:
                 g = _run_hooks(node, g, create_graph)
             ctx = node._ctx
             if wanted is not None:
                 if node in wanted:
-                    results[wanted[node]] = g
+                    found.append((node, g))
             elif ctx is None or node._retains_grad:
-                done.append((node, g))
+                found.append((node, g))
             if ctx is None:
                 continue
-            if ctx.raw is None:
+            raw = ctx.raw
+            if raw is None:
                 raise _freed(ctx, node)
-            if ctx.stamp != _clock[0]:
+            # Read at each node, not once: a hook may change a tensor in place during the pass.
+            if ctx.stamp != _clock[0]:  # something was changed in place since: was it saved?
                 _check_saved(ctx)
-            prim, args, kwargs = ctx.prim, ctx.args, ctx.kwargs
-            if create_graph:
-                call_args: Sequence[Any] = args
-                ans: Any = node
-                if not isinstance(g, Tensor):
-                    g = Tensor._wrap(g)
-            else:
-                call_args = ctx.raw  # the inputs' arrays, as the forward pass saw them
-                ans = node._data
-            if prim.residual:  # the rules take what the forward pass kept for them
-                kwargs = {**kwargs, "residual": None if create_graph else ctx.residual}
-            rules = prim.rules
+            prim, args = ctx.prim, ctx.args
+            if quiet is None and (prim.quiet or create_graph):
+                quiet = np.errstate(divide="ignore", invalid="ignore")
+                quiet.__enter__()
             needed = ctx.parents
             if relevant is not None:  # only inputs that lead to a requested one: no work
                 needed = [i for i in needed if args[i] in relevant]
-            joint = prim.argnums_rule
-            gis = joint(needed, g, ans, *call_args, **kwargs) if joint is not None else None
-            for k, i in enumerate(needed):
+            if create_graph:  # the rules run on Tensors: the backward pass is recorded
+                gis = prim.input_grads(needed, _as_tensor(g), node, args, ctx.kwargs, None)
+            else:  # on the arrays the forward pass saw
+                gis = prim.input_grads(needed, g, node._data, raw, ctx.kwargs, ctx.residual)
+            k = -1
+            for i in needed:
+                k += 1
                 parent = args[i]
-                rule = rules[i] if i < len(rules) else None
-                if gis is not None:
-                    gi = gis[k]
-                elif rule is not None:
-                    gi = rule(g, ans, *call_args, **kwargs)
-                else:  # one rule for every input, or an input that has none (an error)
-                    gi = prim.vjp(i, g, ans, call_args, kwargs)
-                # Fit the gradient to its input, for every rule, here: sum a broadcast
-                # gradient back to the input's shape and cast it to the input's dtype.
+                gi = gis[k]
                 target = parent._data
-                if gi.shape != target.shape:
-                    gi = sum_to(gi, target.shape) if create_graph else _sum_to(gi, target.shape)
-                if gi.dtype != target.dtype:
-                    gi = gi.astype(target.dtype)
+                # (Tested here, not only in _fit: most gradients already fit; saves a call.)
+                if gi.shape != target.shape or gi.dtype is not target.dtype:
+                    gi = _fit(gi, target, create_graph)
                 if anomaly_on:
                     _check_grad(ctx, i, gi)
                 prev = grads.get(parent)
@@ -183,104 +202,54 @@ def _run_backward_general(
                     prev += gi  # our own buffer: no temporary
                 else:
                     total = prev + gi
-                    if isinstance(total, np.ndarray):
+                    if type(total) is np.ndarray:  # (0-d sums are NumPy scalars)
                         owned.add(id(total))
                     grads[parent] = total
             if not retain_graph:
                 ctx.release()  # what the forward pass saved: its memory can go now
                 node._prev = ()
-
-    if wanted is not None:
-        return results
-    _store_grads(done, create_graph)
-    return []
-
-
-def _backward_arrays(root: Tensor, seed: np.ndarray, retain_graph: bool) -> list[Any]:
-    """``run_backward`` for the common case, on arrays: ``loss.backward()``.
-
-    The same walk and the same steps as the general loop above, without what that case
-    never needs (requested inputs, a recorded backward pass, anomaly checks): this loop
-    runs once per graph node of every training step. Returns the (tensor, gradient)
-    pairs to store in ``.grad``.
-    """
-    order = toposort(root)
-    grads: dict[Tensor, Any] = {root: seed}
-    owned: set[int] = set()  # ids of sums this pass allocated: safe to add into in place
-    done: list[tuple[Tensor, Any]] = []
-    mode = grad_mode._State
-    recording, mode.enabled = mode.enabled, False  # hooks see the gradients unrecorded
-    quiet: Any = None  # np.errstate, entered at the first op whose rules need it
-    try:
-        while order:
-            node = order.pop()  # drop the list's reference: it can be freed after
-            g = grads.pop(node, None)
-            if g is None:
-                continue
-            if owned:
-                owned.discard(id(g))
-            if node._hooks:
-                g = _run_hooks(node, g, False)
-            ctx = node._ctx
-            if ctx is None:
-                done.append((node, g))
-                continue
-            if node._retains_grad:
-                done.append((node, g))
-            raw = ctx.raw
-            if raw is None:
-                raise _freed(ctx, node)
-            # Read now, not once: a hook may change a tensor in place during this pass.
-            if ctx.stamp != _clock[0]:  # something was changed in place since: was it saved?
-                _check_saved(ctx)
-            prim, args, kwargs = ctx.prim, ctx.args, ctx.kwargs
-            if prim.quiet and quiet is None:
-                quiet = np.errstate(divide="ignore", invalid="ignore")
-                quiet.__enter__()
-            ans = node._data
-            if prim.residual:
-                kwargs = {**kwargs, "residual": ctx.residual}
-            parents = ctx.parents
-            joint = prim.argnums_rule
-            gis = joint(parents, g, ans, *raw, **kwargs) if joint is not None else None
-            rules = prim.rules
-            n_rules = len(rules)
-            k = -1
-            for i in parents:
-                k += 1
-                if gis is not None:
-                    gi = gis[k]
-                elif i >= n_rules or (rule := rules[i]) is None:
-                    gi = prim.vjp(i, g, ans, raw, kwargs)
-                elif kwargs:
-                    gi = rule(g, ans, *raw, **kwargs)
-                else:
-                    gi = rule(g, ans, *raw)
-                parent = args[i]
-                target = parent._data
-                if gi.shape != target.shape:
-                    gi = _sum_to(gi, target.shape)
-                if gi.dtype is not target.dtype and gi.dtype != target.dtype:  # (`is`: fast)
-                    gi = gi.astype(target.dtype)
-                prev = grads.get(parent)
-                if prev is None:
-                    grads[parent] = gi
-                elif id(prev) in owned:
-                    prev += gi
-                else:
-                    total = prev + gi
-                    if type(total) is np.ndarray:  # (0-d sums are NumPy scalars)
-                        owned.add(id(total))
-                    grads[parent] = total
-            if not retain_graph:  # (ctx.release(), inline)
-                ctx.raw = ctx.residual = None
-                ctx.args = ()
-                node._prev = ()
     finally:
         if quiet is not None:
             quiet.__exit__(None, None, None)
-        mode.enabled = recording
-    return done
+        grad_mode._enabled.reset(mode)
+    return found
+
+
+def _fit(gi: Any, target: np.ndarray, create_graph: bool) -> Any:
+    """Fit a rule's gradient to its input, for every rule, here: sum a broadcast gradient
+    back to the input's shape and cast it to the input's dtype."""
+    if gi.shape != target.shape:
+        gi = sum_to(gi, target.shape) if create_graph else _sum_to(gi, target.shape)
+    if gi.dtype is not target.dtype and gi.dtype != target.dtype:  # (`is` first: fast)
+        gi = gi.astype(target.dtype)
+    return gi
+
+
+def _as_tensor(g: Any) -> Tensor:
+    return g if isinstance(g, Tensor) else Tensor._wrap(g)
+
+
+# The callbacks queued during the backward pass running in this thread (None outside one).
+_callbacks: ContextVar[list[Callable[[], None]] | None] = ContextVar(
+    "chainrule.backward_callbacks", default=None
+)
+
+
+def queue_callback(fn: Callable[[], None]) -> None:
+    """Run ``fn()`` once the backward pass now running has stored its gradients.
+
+    Call it from a hook during a pass (PyTorch's ``Variable._execution_engine.queue_callback``):
+    data-parallel training starts an all-reduce from each gradient hook and waits for them
+    all here, after the pass has finished. Callbacks run in the order they were queued,
+    only if the pass succeeds, and in the thread that ran it.
+    """
+    callbacks = _callbacks.get()
+    if callbacks is None:
+        raise RuntimeError(
+            "queue_callback: no backward pass is running in this thread; call it from a "
+            "hook (register_hook) while backward() runs."
+        )
+    callbacks.append(fn)
 
 
 def _run_hooks(node: Tensor, g: Any, create_graph: bool) -> Any:
@@ -301,10 +270,10 @@ def _run_hooks(node: Tensor, g: Any, create_graph: bool) -> Any:
     return g
 
 
-def _store_array_grads(done: list[tuple[Tensor, np.ndarray]]) -> None:
-    """``_store_grads`` for the arrays of a normal backward pass (the hot path)."""
+def _store_array_grads(found: list[tuple[Tensor, np.ndarray]]) -> None:
+    """Add the gradients of a normal backward pass (arrays) to the tensors' ``.grad``."""
     stored: set[int] = set()
-    for t, g in done:
+    for t, g in found:
         # A gradient array may be a view, or be shared with another tensor (the rule of
         # `+` passes g on unchanged): give .grad its own memory before anyone updates it.
         # (Read-only arrays come only from hooks, which copy them: no flags check here.)
@@ -316,13 +285,13 @@ def _store_array_grads(done: list[tuple[Tensor, np.ndarray]]) -> None:
         else:
             with grad_mode.no_grad():
                 t.grad = t.grad + Tensor._wrap(g)
+    if _post_accumulate_hooks:
+        _run_post_accumulate_hooks(found)
 
 
-def _store_grads(done: list[tuple[Tensor, Any]], create_graph: bool) -> None:
-    if not create_graph:  # rules and hooks ran on arrays: every gradient is an array
-        _store_array_grads(done)
-        return
-    for t, g in done:
+def _store_graph_grads(found: list[tuple[Tensor, Any]]) -> None:
+    """Add the gradients of a recorded backward pass (create_graph) to ``.grad``."""
+    for t, g in found:
         # Recorded gradients are kept as they are (they can be differentiated again); an
         # array a hook returned gets its own memory.
         gt = g if isinstance(g, Tensor) else Tensor._wrap(np.array(g))
@@ -331,56 +300,39 @@ def _store_grads(done: list[tuple[Tensor, Any]], create_graph: bool) -> None:
         else:
             with grad_mode.enable_grad():
                 t.grad = t.grad + gt
+    if _post_accumulate_hooks:
+        _run_post_accumulate_hooks(found)
 
 
-# -- callbacks after the pass (queue_callback) -------------------------------------------
-# Kept apart from the core above: the pass only opens and closes a scope around itself.
+# Hooks that run after a leaf's .grad was updated (register_post_accumulate_grad_hook),
+# kept beside the tensors rather than in a slot of each: most tensors never have one, and
+# the table costs the hot path one truth test. Keyed by id (a Tensor's == is elementwise,
+# so it cannot be a dict key by value); an entry goes when its tensor does.
+_post_accumulate_hooks: dict[int, dict[int, Callable[[Tensor], None]]] = {}
+_post_hook_keys = itertools.count()
 
 
-class _Queued(threading.local):
-    """Per thread: the callbacks queued during the backward pass now running."""
-
-    depth = 0
-    fns: list[Callable[[], None]]
-
-    def __init__(self) -> None:
-        self.fns = []
-
-
-_queued = _Queued()
-
-
-def queue_callback(fn: Callable[[], None]) -> None:
-    """Run ``fn()`` once, after the current backward pass has stored its gradients.
-
-    Called from a hook during ``backward()`` (as PyTorch's
-    ``Variable._execution_engine.queue_callback``): data-parallel training waits for its
-    gradient all-reduces there, before ``optimizer.step()`` can read ``.grad``. Callbacks
-    run in the order they were queued; a pass that raises drops them.
-    """
-    if _queued.depth == 0:
+def register_post_accumulate_grad_hook(
+    t: Tensor, hook: Callable[[Tensor], None]
+) -> RemovableHandle:
+    """``hook(t)`` after a backward pass has added to the ``.grad`` of the leaf ``t``."""
+    if t._ctx is not None or not t._requires_grad:
         raise RuntimeError(
-            "queue_callback: no backward pass is running; call it from a hook during "
-            "backward() (e.g. one registered with register_hook)."
+            "register_post_accumulate_grad_hook: only a leaf tensor that requires grad has "
+            "its .grad accumulated; register_hook watches the gradient of any tensor."
         )
-    _queued.fns.append(fn)
+    hooks = _post_accumulate_hooks.get(id(t))
+    if hooks is None:
+        hooks = _post_accumulate_hooks[id(t)] = {}
+        weakref.finalize(t, _post_accumulate_hooks.pop, id(t), None)
+    key = next(_post_hook_keys)
+    hooks[key] = hook
+    return RemovableHandle(hooks, key)
 
 
-@contextlib.contextmanager
-def _callbacks_after_pass() -> Iterator[None]:
-    outer = _queued.depth == 0
-    _queued.depth += 1
-    try:
-        yield
-    except BaseException:
-        if outer:
-            _queued.fns.clear()
-        raise
-    finally:
-        _queued.depth -= 1
-    if outer:
-        try:
-            while _queued.fns:
-                _queued.fns.pop(0)()
-        finally:
-            _queued.fns.clear()  # a callback that raised drops the rest
+def _run_post_accumulate_hooks(found: list[tuple[Tensor, Any]]) -> None:
+    for t, _ in found:
+        hooks = _post_accumulate_hooks.get(id(t))
+        if hooks:
+            for hook in list(hooks.values()):
+                hook(t)

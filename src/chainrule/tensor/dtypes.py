@@ -11,45 +11,60 @@
 
 Change the default with ``set_default_dtype(np.float64)`` or, for a block of code,
 ``with default_dtype(np.float64): ...``.
+
+Threads: ``set_default_dtype`` sets the process-wide default (as PyTorch's does), read by
+every thread; ``default_dtype(...)`` overrides it only for the running thread or asyncio
+task (a ContextVar), so a block that asks for float64 never changes what another thread
+makes meanwhile.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 
-_default: np.dtype[Any] = np.dtype(np.float32)
+_default: np.dtype[Any] = np.dtype(np.float32)  # process-wide (set_default_dtype)
+# This thread's or task's override (default_dtype blocks); None: use the process default.
+_override: ContextVar[np.dtype[Any] | None] = ContextVar("chainrule.default_dtype", default=None)
 
 
 def get_default_dtype() -> np.dtype[Any]:
     """The float dtype given to tensors made from Python data (float32 unless changed)."""
-    return _default
+    override = _override.get()
+    return _default if override is None else override
+
+
+def _float_dtype(dtype: Any, op: str) -> np.dtype[Any]:
+    dt: np.dtype[Any] = np.dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(
+            f"{op}: the default must be a floating dtype (float16/32/64), got "
+            f"{dt}; integer tensors are made from Python ints automatically."
+        )
+    return dt
 
 
 def set_default_dtype(dtype: Any) -> None:
-    """Set the float dtype for tensors made from Python data: float16, float32 or float64."""
+    """Set the float dtype for tensors made from Python data: float16, float32 or float64.
+
+    Process-wide, as in PyTorch: every thread without a ``default_dtype`` block sees it.
+    """
     global _default
-    dt = np.dtype(dtype)
-    if dt.kind != "f":
-        raise TypeError(
-            f"set_default_dtype: the default must be a floating dtype (float16/32/64), got "
-            f"{dt}; integer tensors are made from Python ints automatically."
-        )
-    _default = dt
+    _default = _float_dtype(dtype, "set_default_dtype")
 
 
 @contextmanager
 def default_dtype(dtype: Any) -> Iterator[None]:
-    """Use another default float dtype inside a ``with`` block."""
-    previous = _default
-    set_default_dtype(dtype)
+    """Use another default float dtype inside a ``with`` block (this thread/task only)."""
+    token = _override.set(_float_dtype(dtype, "default_dtype"))
     try:
         yield
     finally:
-        set_default_dtype(previous)
+        _override.reset(token)
 
 
 def is_differentiable(dtype: np.dtype[Any]) -> bool:

@@ -24,6 +24,8 @@ can be differentiated again.
 
 from __future__ import annotations
 
+import inspect
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -107,6 +109,11 @@ class Primitive:
                     # saved, so that backward can tell if it was written through it since.
                     a._fp = fingerprint(a._data)
                     stamp = ~_clock[0]
+        if kwargs:
+            for value in kwargs.values():
+                if isinstance(value, tensor_type):  # type: ignore[arg-type]
+                    # A Tensor by keyword: record it as the positional input it binds to.
+                    return self(*_positional(self, args, kwargs))
         if raw is None:
             # Arrays only (VJP rules in a normal backward pass): just NumPy, nothing recorded.
             return self.fn(*args, **kwargs)[0] if self.residual else self.fn(*args, **kwargs)
@@ -121,10 +128,10 @@ class Primitive:
             out = np.asarray(out)  # NumPy returns scalars from 0-d computations
         assert tensor_type is not None
         t = tensor_type._wrap(out)
-        checking = anomaly._State.enabled
+        checking = _anomaly_enabled()
         if checking:
             _check_forward(self, out, raw)
-        if prev and grad_mode._State.enabled and self.differentiable and out.dtype.kind == "f":
+        if prev and _grad_enabled() and self.differentiable and out.dtype.kind == "f":
             t._requires_grad = True
             t._prev = tuple(prev)
             ctx = t._ctx = _new(Context)
@@ -139,21 +146,47 @@ class Primitive:
             ctx.where = traceback.format_stack()[:-1] if checking else None
         return t
 
+    def input_grads(
+        self,
+        needed: Sequence[int],
+        g: Any,
+        ans: Any,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        residual: Any = None,
+    ) -> Sequence[Any]:
+        """The gradients for the inputs at positions ``needed``, before they are fitted to
+        the inputs' shapes: the one place where rules are dispatched.
+
+        ``args`` are the inputs as the rules get them (arrays in a normal backward pass,
+        Tensors when it is recorded); ``residual`` is what a primitive_with_residual kept
+        (None when the rules must recompute it).
+        """
+        if self.residual:
+            kwargs = {**kwargs, "residual": residual}
+        joint = self.argnums_rule
+        if joint is not None:
+            return joint(needed, g, ans, *args, **kwargs)
+        one = self.argnum_rule
+        if one is not None:
+            return [one(i, g, ans, args, kwargs) for i in needed]
+        rules = self.rules
+        grads = []
+        for i in needed:
+            rule = rules[i] if i < len(rules) else None
+            if rule is None:
+                raise TypeError(
+                    f"{self.name}: input {i} is not differentiable; pass it as a constant "
+                    "(a NumPy array or a tensor with requires_grad=False)."
+                )
+            grads.append(rule(g, ans, *args, **kwargs) if kwargs else rule(g, ans, *args))
+        return grads
+
     def vjp(
         self, argnum: int, g: Any, ans: Any, args: Sequence[Any], kwargs: dict[str, Any]
     ) -> Any:
         """The gradient for input ``argnum``, before it is fitted to the input's shape."""
-        if self.argnums_rule is not None:
-            return self.argnums_rule((argnum,), g, ans, *args, **kwargs)[0]
-        if self.argnum_rule is not None:
-            return self.argnum_rule(argnum, g, ans, args, kwargs)
-        rule = self.rules[argnum] if argnum < len(self.rules) else None
-        if rule is None:
-            raise TypeError(
-                f"{self.name}: input {argnum} is not differentiable; pass it as a constant "
-                "(a NumPy array or a tensor with requires_grad=False)."
-            )
-        return rule(g, ans, *args, **kwargs)
+        return self.input_grads((argnum,), g, ans, args, kwargs)[0]
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -243,7 +276,15 @@ class Context:
 # How many in-place changes (and array hand-outs) there have been, in any tensor. A graph
 # node saved at clock value c needs no check of its inputs while the clock still reads c:
 # the common case (forward, then backward) pays one comparison per node, not a loop.
+#
+# The clock is process-wide (a tensor can be shared by threads) and safe under concurrent
+# use: writers take a lock, so no increment is lost, and publish the new value only after
+# the tensors' versions carry it. A node recorded meanwhile stamps the old value and is
+# checked; one recorded after stamps the new value, and the change it may have missed
+# happened before (in the caller's array write, which precedes mark_modified). Readers (every
+# recorded op, every backward node) take no lock: one list read.
 _clock = [0]
+_clock_lock = threading.Lock()
 
 
 def mark_modified(*tensors: Tensor) -> None:
@@ -253,18 +294,20 @@ def mark_modified(*tensors: Tensor) -> None:
     and the clock value of the last one. A node saved at clock c is stale when one of its
     inputs has a last change later than c.
     """
-    _clock[0] += 1
-    now = _clock[0]
-    for t in tensors:
-        version = t._version
-        version[0] += 1
-        version[1] = now
+    with _clock_lock:
+        now = _clock[0] + 1
+        for t in tensors:
+            version = t._version
+            version[0] += 1
+            version[1] = now
+        _clock[0] = now  # published last: see _clock
 
 
 def mark_handed_out(t: Tensor) -> None:
     """``t``'s array is now held outside the engine and may be written through it."""
     t._fp = fingerprint(t._data)
-    _clock[0] += 1
+    with _clock_lock:
+        _clock[0] += 1
 
 
 def fingerprint(a: np.ndarray) -> bytes:
@@ -281,7 +324,39 @@ def fingerprint(a: np.ndarray) -> bytes:
     return flat[:: max(1, flat.size // 64)].tobytes()
 
 
+_grad_enabled = grad_mode._enabled.get  # (bound once: read by every operation)
+_anomaly_enabled = anomaly._enabled.get
 _NO_KWARGS: dict[str, Any] = {}  # never written to
+
+
+def _positional(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    """All of a call's arguments as positional ones, so that a Tensor given by keyword
+    (``linear(x, w, bias=b)``, ``clip(x, min=t)``) is an input like any other: recorded,
+    and given its gradient by the rule of its position."""
+    try:
+        params = list(inspect.signature(prim.fn).parameters.values())
+    except (TypeError, ValueError):  # a NumPy ufunc or builtin: no signature to bind to
+        params = []
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    names = [p.name for p in positional]
+    for key in kwargs:
+        if key not in names[len(args) :]:
+            raise TypeError(
+                f"{prim.name}: the argument {key!r} cannot take a tensor by keyword here; "
+                f"pass it by position: {prim.name}({', '.join(names) or '...'})."
+            )
+    last = max(names.index(key) for key in kwargs)
+    out = list(args)
+    for p in positional[len(args) : last + 1]:
+        if p.name in kwargs:
+            out.append(kwargs[p.name])
+        elif p.default is not p.empty:
+            out.append(p.default)
+        else:
+            raise TypeError(f"{prim.name}: the argument {p.name!r} is missing.")
+    return out
+
+
 _new = object.__new__
 _Tensor: type[Tensor] | None = None  # set by chainrule.tensor.tensor (import cycle)
 

@@ -302,6 +302,16 @@ class Tensor(TensorMethods):
         self._hooks[key] = hook
         return RemovableHandle(self._hooks, key)
 
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], Any]) -> RemovableHandle:
+        """Call ``hook(self)`` after a backward pass has added to this leaf's ``.grad``.
+
+        Runs at the end of a successful pass, once the gradients are stored (an optimiser
+        step per parameter, or a data-parallel all-reduce of the accumulated gradient).
+        """
+        from chainrule.tensor.backward import register_post_accumulate_grad_hook
+
+        return register_post_accumulate_grad_hook(self, hook)
+
     def backward(
         self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False
     ) -> None:
@@ -333,7 +343,7 @@ class Tensor(TensorMethods):
     # -- in-place updates (never recorded) ------------------------------------------------
 
     def _inplace(self, op: str, fn: Callable[[np.ndarray], None]) -> Tensor:
-        if grad_mode._State.enabled and self._requires_grad:
+        if grad_mode._enabled.get() and self._requires_grad:
             symbol = _INPLACE_SYMBOLS.get(op)
             instead = (
                 f"write x = x {symbol} y for a new tensor" if symbol else "compute a new tensor"

@@ -82,7 +82,7 @@ def checkpoint(
         >>> from chainrule import Tensor, nn
         >>> from chainrule.utils.checkpoint import checkpoint
         >>> layer = nn.Sequential(nn.Linear(3, 3, rng=0), nn.ReLU())
-        >>> x = Tensor(np.ones((2, 3)), requires_grad=True)
+        >>> x = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
         >>> checkpoint(layer, x).sum().backward()    # layer's inside is recomputed here
         >>> layer[0].weight.grad.shape
         (3, 3)
@@ -196,7 +196,7 @@ def checkpoint_sequential(
         >>> from chainrule import Tensor, nn
         >>> from chainrule.utils.checkpoint import checkpoint_sequential
         >>> net = nn.Sequential(*[nn.Linear(4, 4, rng=i) for i in range(9)])
-        >>> x = Tensor(np.ones((2, 4)), requires_grad=True)
+        >>> x = Tensor(np.ones((2, 4), np.float32), requires_grad=True)
         >>> checkpoint_sequential(net, 3, x).sum().backward()
         >>> x.grad.shape
         (2, 4)
