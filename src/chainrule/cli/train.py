@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported lazily at run time: `chainrule --help` stays fast
     from rich.console import Console
 
     from chainrule.data import DatasetSplits
+    from chainrule.distributed import ProcessGroup
     from chainrule.nn import MLP
     from chainrule.training import EpochMetrics, TrainConfig
 
@@ -125,6 +126,10 @@ def register(sub: Any) -> None:
         "--compile", action="store_true",
         help="run each step as the NumPy program chainrule.compile traces (same numbers)",
     )  # fmt: skip
+    p.add_argument(
+        "--nproc", type=_int_at_least(1, "a positive integer"), default=1,
+        help="train on N processes with MPI (starts mpiexec; --batch-size is per process)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -152,8 +157,12 @@ def prepare(
     out: Path | None,
     plots: bool,
     threads: int | Literal["auto"],
+    check_out: bool = True,
 ) -> Prepared:
-    """Check everything and build the model; raise ``UsageError`` for bad input."""
+    """Check everything and build the model; raise ``UsageError`` for bad input.
+
+    ``check_out=False`` skips the run folder check (ranks other than 0 write nothing).
+    """
     from chainrule.cli import UsageError
     from chainrule.data import load_dataset
     from chainrule.training import build_model, default_config
@@ -164,8 +173,10 @@ def prepare(
         config = default_config(dataset, **overrides)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    target = out if out is not None else default_run_dir(config.dataset)
     try:
-        target = check_new_run_dir(out if out is not None else default_run_dir(config.dataset))
+        if check_out:
+            target = check_new_run_dir(target)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if plots:
@@ -211,7 +222,9 @@ class Stopped(Exception):
         self.status = status
 
 
-def execute(p: Prepared, console: Console, max_rows: int = 20) -> list[Path]:
+def execute(
+    p: Prepared, console: Console, max_rows: int = 20, group: ProcessGroup | None = None
+) -> list[Path]:
     """Create the run folder, train with a live display, draw; returns the picture paths.
 
     Raises ``Stopped`` on Ctrl-C or when the loss blows up; the last finished epoch's
@@ -222,7 +235,8 @@ def execute(p: Prepared, console: Console, max_rows: int = 20) -> list[Path]:
     from chainrule.training import RunWriter, TrainingDiverged, fit
 
     try:
-        writer = RunWriter(p.out, p.config)
+        world = {} if group is None else {"world_size": group.size}
+        writer = RunWriter(p.out, p.config, {"world_size": 1, **world})
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     console.print(title_of(p), soft_wrap=True)
@@ -235,8 +249,9 @@ def execute(p: Prepared, console: Console, max_rows: int = 20) -> list[Path]:
         with display:
             # fit's history list is filled in place through the reporter, so the writer
             # sees every finished epoch even if a later one is interrupted.
-            fit(p.model, p.splits, p.config, _Collect(display, p.history), threads=p.threads,
-                compile=p.compile)  # fmt: skip
+            reporter = _Collect(display, p.history)
+            fit(p.model, p.splits, p.config, reporter, threads=p.threads, compile=p.compile,
+                process_group=group)  # fmt: skip
     except (KeyboardInterrupt, TrainingDiverged) as exc:
         done = len(p.history)
         if writer.epochs_written < done:
@@ -306,15 +321,31 @@ def print_summary(console: Console, p: Prepared, pictures: list[Path], seconds: 
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from chainrule.cli import train_ranks  # (--nproc)
     from chainrule.cli.progress import make_console
 
     start = time.perf_counter()
     overrides = {k: getattr(args, k) for k in OVERRIDES}
+    if getattr(args, "compile", False) and (args.nproc > 1 or train_ranks.launched()):
+        from chainrule.cli import UsageError
+
+        raise UsageError(
+            "--compile traces one process's step (not the all-reduce); use it without --nproc"
+        )
+    if train_ranks.launched():  # a rank of `mpiexec -n N chainrule train ...`
+        group = train_ranks.join()
+        if group is not None and group.rank != 0:
+            q = prepare(args.dataset, overrides, args.out, False, args.threads, check_out=False)
+            return train_ranks.follow(q, group)
+    else:
+        group = None
     p = prepare(args.dataset, overrides, args.out, not args.no_plots, args.threads)
     p.compile = bool(getattr(args, "compile", False))
+    if args.nproc > 1 and group is None:  # checked here once, then run on N ranks
+        return train_ranks.launch(args.nproc, train_ranks.rank_argv(args, p.out), p.out)
     console = make_console()
     try:
-        pictures = execute(p, console)
+        pictures = execute(p, console, group=group)
     except Stopped as exc:
         print(f"chainrule train: {exc}", file=sys.stderr)
         return exc.status

@@ -69,17 +69,26 @@ class ProcessGroup:
 
     def wait_all(self, requests: list[Any], op: str, seq: int, start: float | None = None) -> None:
         """Wait for every request; poll with a growing pause so a waiting rank yields the CPU."""
-        deadline = (time.monotonic() if start is None else start) + self.timeout
-        pause = 1e-6
+        now = time.monotonic()
+        deadline = (now if start is None else start) + self.timeout
+        # MPI moves a non-blocking collective on only inside MPI calls: poll it without
+        # pausing at first (sleep(0) yields the core to the other ranks), then, for a long
+        # wait, with a growing pause so that an idle rank does not burn a core.
+        spin_until = now + 0.2
+        pause = 1e-5
         pending = [r for r in requests if r is not None]
         while pending:
             pending = [r for r in pending if not r.Test()]
             if not pending:
                 return
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise self._timed_out(op, seq)
-            time.sleep(pause)
-            pause = min(pause * 2, 1e-3)
+            if now < spin_until:
+                time.sleep(0)
+            else:
+                time.sleep(pause)
+                pause = min(pause * 2, 1e-3)
 
     def _timed_out(self, op: str, seq: int) -> DistributedTimeoutError:
         """Tell the other ranks where this one is stuck, listen briefly, and name who is where.

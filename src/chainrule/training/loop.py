@@ -30,6 +30,7 @@ from chainrule.optim.lr_scheduler import CosineAnnealingLR
 from chainrule.tensor import Tensor, no_grad
 from chainrule.tensor.ops.loss import cross_entropy
 from chainrule.training.config import TrainConfig, check_config
+from chainrule.training.data_parallel import ProcessGroup, data_parallel, shard_step
 
 #: A step whose largest matrix product has at most this many multiply-adds runs on one
 #: BLAS thread: handing a 64x128 @ 128x128 product to a second thread costs more than it
@@ -181,6 +182,7 @@ def fit(
     reporter: Reporter | None = None,
     threads: int | Literal["auto"] | None = "auto",
     compile: bool = False,
+    process_group: ProcessGroup | None = None,
 ) -> list[EpochMetrics]:
     """Train ``model`` on ``splits.train`` as ``config`` says; return the metrics per epoch.
 
@@ -199,6 +201,11 @@ def fit(
             ``SMALL_PRODUCT``), an int, or None for NumPy's own setting.
         compile: run each step through ``chainrule.compile`` (the same numbers, faster on
             small networks).
+        process_group: train on every rank of this group (``chainrule.distributed``): each
+            global batch of ``world size × batch_size`` samples, in the order one process
+            would use, is split across the ranks, and ``DistributedDataParallel`` averages
+            the gradients; only rank 0 measures the epochs (the other ranks report NaN).
+            Not with ``compile``.
 
     Raises:
         TrainingDiverged: a batch's loss was inf or NaN (lower the learning rate).
@@ -216,11 +223,18 @@ def fit(
     limit = auto_threads(config, splits.info) if threads == "auto" else threads
     _, shuffle_rng = _streams(config.seed)
     seed = int(shuffle_rng.integers(2**63))
-    loader = DataLoader(splits.train, batch_size=config.batch_size, shuffle=True, seed=seed)
+    world = 1 if process_group is None else process_group.size
+    loader = DataLoader(splits.train, batch_size=config.batch_size * world, shuffle=True, seed=seed)
     optimizer = build_optimizer(model, config)
+    net = model if process_group is None else data_parallel(model, config, process_group)
     scheduler = (
         CosineAnnealingLR(optimizer, T_max=config.epochs) if config.schedule == "cosine" else None
     )
+    if compile and process_group is not None:
+        raise ValueError(
+            "fit: compile=True traces one process's step; with a process_group train "
+            "without compile (the all-reduce is not traced)."
+        )
     step = _compiled_step(model, optimizer) if compile else None
     history: list[EpochMetrics] = []
     # Overflow warnings would only repeat, less clearly, what TrainingDiverged says.
@@ -230,13 +244,19 @@ def fit(
             if reporter is not None:
                 reporter.on_epoch_start(epoch, len(loader), lr)
             start = time.perf_counter()
-            extra = {"step": step} if step is not None else {}  # (the eager call unchanged)
-            steps = _train_epoch(model, loader, optimizer, epoch, reporter, **extra)
+            if process_group is not None:
+                steps = _train_epoch(net, loader, optimizer, epoch, reporter, group=process_group)
+            else:
+                extra = {"step": step} if step is not None else {}  # (the eager call unchanged)
+                steps = _train_epoch(model, loader, optimizer, epoch, reporter, **extra)
             seconds = time.perf_counter() - start
             if scheduler is not None:
                 scheduler.step()
-            train = evaluate(model, splits.x_train, splits.y_train)
-            test = evaluate(model, splits.x_test, splits.y_test)
+            if process_group is None or process_group.rank == 0:
+                train = evaluate(model, splits.x_train, splits.y_train)
+                test = evaluate(model, splits.x_test, splits.y_test)
+            else:  # the same model as rank 0's: measuring it again would only take time
+                train = test = Evaluation(math.nan, math.nan, np.zeros(0, dtype=np.int64))
             metrics = EpochMetrics(
                 epoch, train.loss, train.accuracy, test.loss, test.accuracy, lr, seconds, steps
             )
@@ -253,11 +273,23 @@ def _train_epoch(
     epoch: int,
     reporter: Reporter | None,
     step: Any = None,
+    group: ProcessGroup | None = None,
 ) -> int:
     model.train()
     correct = seen = steps = 0
     for x, y in loader:
         target = y.numpy()
+        if group is not None:
+            optimizer.zero_grad()
+            value, right = shard_step(model, x, target, group)
+            optimizer.step()
+            steps += 1
+            correct += right
+            seen += len(target)
+            _check_finite(value, epoch, steps, optimizer)
+            if reporter is not None:
+                reporter.on_batch(epoch, steps, value, correct, seen)
+            continue
         if step is not None:
             loss, logits = step(x, target)
         else:
@@ -268,17 +300,21 @@ def _train_epoch(
             optimizer.step()
         steps += 1
         value = float(loss.item())
-        if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"fit: the loss became {value} in epoch {epoch}, step {steps}: the learning "
-                f"rate {optimizer.param_groups[0]['lr']:g} is too high for this model; "
-                "lower it (e.g. by 10x)"
-            )
+        _check_finite(value, epoch, steps, optimizer)
         if reporter is not None:
             correct += int(np.count_nonzero(logits.numpy().argmax(axis=1) == target))
             seen += len(target)
             reporter.on_batch(epoch, steps, value, correct, seen)
     return steps
+
+
+def _check_finite(value: float, epoch: int, steps: int, optimizer: optim.Optimizer) -> None:
+    if not math.isfinite(value):
+        raise TrainingDiverged(
+            f"fit: the loss became {value} in epoch {epoch}, step {steps}: the learning "
+            f"rate {optimizer.param_groups[0]['lr']:g} is too high for this model; "
+            "lower it (e.g. by 10x)"
+        )
 
 
 def _compiled_step(model: nn.Module, optimizer: optim.Optimizer) -> Any:

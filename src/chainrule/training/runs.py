@@ -121,12 +121,15 @@ class RunWriter:
     Args:
         path: the new folder (checked with ``check_new_run_dir``; parents are created).
         config: written to ``config.json`` at once.
+        extra: more keys for ``config.json`` (``world_size`` of a multi-rank run).
 
     Raises:
         ValueError: the folder exists or cannot be created (then nothing is left behind).
     """
 
-    def __init__(self, path: PathLike, config: TrainConfig) -> None:
+    def __init__(
+        self, path: PathLike, config: TrainConfig, extra: dict[str, Any] | None = None
+    ) -> None:
         self.path = check_new_run_dir(path)
         self.config = config
         self.epochs_written = 0  # epochs whose metrics and model are both on disk
@@ -136,6 +139,7 @@ class RunWriter:
             "config": config.to_dict(),
             "chainrule_version": __version__,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **(extra or {}),  # e.g. the world size of a data-parallel run
         }
         missing = [p for p in (self.path, *self.path.parents) if not p.exists()]
         try:

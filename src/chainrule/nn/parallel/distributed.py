@@ -64,7 +64,8 @@ def _buckets(params: list[tuple[str, Parameter]], cap_bytes: int) -> list[_Bucke
 
 
 def _check_same_structure(g: ProcessGroup, params: list[tuple[str, Parameter]]) -> None:
-    """Every rank must hold the same parameters; raise on every rank, naming the first difference."""
+    """Every rank must hold the same parameters: else raise on every rank, naming the first
+    difference."""
     mine = [(name, tuple(p.shape), str(p.dtype)) for name, p in params]
     everyone = dist.all_gather_object(mine, group=g)
     reference = everyone[0]
@@ -132,6 +133,7 @@ class DistributedDataParallel(Module):
         self._active = False  # a backward pass has started filling the buckets
         self._next = 0  # the next bucket to start: buckets start in order on every rank
         self._requests: list[Any] = []
+        self.buckets_started_in_pass = 0
         self._handles = []
         for bucket in self._buckets:
             for k, (_, p) in enumerate(bucket.params):
@@ -197,6 +199,9 @@ class DistributedDataParallel(Module):
     def _finish(self) -> None:
         """After the pass: send what no hook sent, wait, and store the averages in .grad."""
         g = self.process_group
+        # How many buckets the hooks started during the pass (overlapping backward); the
+        # rest, of parameters without a gradient this pass, start only now.
+        self.buckets_started_in_pass = self._next
         try:
             # A parameter the forward pass did not use got no gradient: send its .grad (or
             # zeros), so that every rank starts the same buckets.
