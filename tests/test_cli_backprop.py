@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import pytest
 from chainrule.cli import main
 from chainrule.lecture import matrix
 
-CONSOLE_SCRIPT = Path("/work/main/.venv/bin/chainrule")
+# The console script of the environment running the tests (a venv's bin/ or Scripts/).
+CONSOLE_SCRIPT = Path(sys.executable).parent / "chainrule"
 TOP_KEYS = {
     "config", "loss", "gradient_scale", "layers", "max_engine_rel", "max_fd_rel",
     "tolerance", "flops", "memory", "ok", "verdict",

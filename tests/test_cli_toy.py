@@ -15,7 +15,8 @@ from chainrule.cli import main
 from chainrule.lecture import toy_network
 from chainrule.lecture.toy import PARAMETERS
 
-CONSOLE_SCRIPT = Path("/work/main/.venv/bin/chainrule")
+# The console script of the environment running the tests (a venv's bin/ or Scripts/).
+CONSOLE_SCRIPT = Path(sys.executable).parent / "chainrule"
 FORWARD_KEYS = ["f0", "h1", "f1", "h2", "f2", "h3", "f3", "loss"]
 BACKWARD_KEYS = ["dl_df3", "dl_dh3", "dl_df2", "dl_dh2", "dl_df1", "dl_dh1", "dl_df0"]
 
