@@ -36,10 +36,10 @@ def _matrix(stdout: str, n: int) -> np.ndarray:
 def test_evaluate_reports_the_accuracy_the_run_recorded(
     digits_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run_cli(capsys, "evaluate", "--model", str(digits_run / "model.npz"))
+    code, out, err = run_cli(capsys, "evaluate", "--model", str(digits_run / "model.safetensors"))
     assert code == 0 and err == ""
     recorded = float(metrics_rows(digits_run)[-1]["test_acc"])
-    assert recorded == numpy_accuracy(digits_run / "model.npz")
+    assert recorded == numpy_accuracy(digits_run / "model.safetensors")
     assert f"accuracy {100 * recorded:.2f}%" in out
     assert "digits, test split (seed 3), 449 samples" in out
     matrix = _matrix(out, 10)
@@ -52,7 +52,7 @@ def test_evaluate_reports_the_accuracy_the_run_recorded(
 def test_the_training_split_can_be_evaluated_too(
     digits_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run_cli(capsys, "evaluate", "--model", str(digits_run / "model.npz"),
+    code, out, _ = run_cli(capsys, "evaluate", "--model", str(digits_run / "model.safetensors"),
                            "--split", "train")  # fmt: skip
     assert code == 0
     train_acc = float(metrics_rows(digits_run)[-1]["train_acc"])
@@ -62,7 +62,7 @@ def test_the_training_split_can_be_evaluated_too(
 def test_a_model_that_does_not_fit_the_data_or_the_file_is_refused_in_one_line(
     digits_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = str(digits_run / "model.npz")
+    model = str(digits_run / "model.safetensors")
     plain = tmp_path / "plain.npz"
     chainrule.save({"w": np.ones(3)}, plain)
     (tmp_path / "notes.txt").write_text("hello")

@@ -17,7 +17,7 @@ from chainrule.cli.progress import TrainingDisplay
 from chainrule.training import EpochMetrics, load_trained
 from chainrule.training import loop as loop_module
 from chainrule.training import runs as runs_module
-from tests.training_oracle import metrics_rows, numpy_accuracy, read_npz
+from tests.training_oracle import metrics_rows, numpy_accuracy, read_model_file
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "steps"]
 
@@ -46,7 +46,7 @@ def test_a_run_folder_holds_config_metrics_model_and_pictures(
     assert code == 0, err
     assert err == ""
     assert sorted(os.listdir(out)) == [
-        "config.json", "curves.png", "decision_boundary.png", "metrics.csv", "model.npz",
+        "config.json", "curves.png", "decision_boundary.png", "metrics.csv", "model.safetensors",
     ]  # fmt: skip
     config = json.loads((out / "config.json").read_text())["config"]
     assert config["hidden"] == [16, 8] and config["lr"] == 0.2 and config["seed"] == 7
@@ -56,9 +56,9 @@ def test_a_run_folder_holds_config_metrics_model_and_pictures(
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert [int(r["steps"]) for r in rows] == [15] * 3  # 375 training points / 25
     # The file's accuracy is what a plain NumPy forward pass of the saved weights gives.
-    assert float(rows[-1]["test_acc"]) == numpy_accuracy(out / "model.npz")
-    assert float(rows[-1]["train_acc"]) == numpy_accuracy(out / "model.npz", "train")
-    _, meta = read_npz(out / "model.npz")
+    assert float(rows[-1]["test_acc"]) == numpy_accuracy(out / "model.safetensors")
+    assert float(rows[-1]["train_acc"]) == numpy_accuracy(out / "model.safetensors", "train")
+    _, meta = read_model_file(out / "model.safetensors")
     assert meta["architecture"] == {
         "in_features": 2, "hidden": [16, 8], "out_features": 2, "activation": "relu",
         "dropout": 0.0, "dtype": "float32",
@@ -175,12 +175,12 @@ def test_ctrl_c_keeps_the_last_finished_epoch_and_exits_130(
     assert code == 130
     assert err.count("\n") == 1
     assert "interrupted during epoch 3" in err and "of epoch 2/5" in err
-    assert sorted(os.listdir(out)) == ["config.json", "metrics.csv", "model.npz"]
+    assert sorted(os.listdir(out)) == ["config.json", "metrics.csv", "model.safetensors"]
     rows = metrics_rows(out)
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert load_trained(out / "model.npz").metadata["epochs_completed"] == 2
+    assert load_trained(out / "model.safetensors").metadata["epochs_completed"] == 2
     # The model file holds the weights of epoch 2: its accuracy is the one recorded then.
-    assert numpy_accuracy(out / "model.npz") == float(rows[1]["test_acc"])
+    assert numpy_accuracy(out / "model.safetensors") == float(rows[1]["test_acc"])
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -200,7 +200,7 @@ def test_ctrl_c_while_an_epoch_is_being_saved_still_leaves_that_epoch_whole(
 
     def save(*args: Any, **kwargs: Any) -> None:
         calls.append(1)
-        if len(calls) == 2:  # epoch 2: metrics.csv written, model.npz not yet
+        if len(calls) == 2:  # epoch 2: metrics.csv written, model.safetensors not yet
             raise KeyboardInterrupt
         real_save(*args, **kwargs)
 
@@ -210,7 +210,7 @@ def test_ctrl_c_while_an_epoch_is_being_saved_still_leaves_that_epoch_whole(
                            "--out", str(out))  # fmt: skip
     assert code == 130 and "of epoch 2/4" in err
     assert len(metrics_rows(out)) == 2
-    assert load_trained(out / "model.npz").metadata["epochs_completed"] == 2
+    assert load_trained(out / "model.safetensors").metadata["epochs_completed"] == 2
 
 
 def test_a_diverging_run_stops_with_status_1_and_says_why(
@@ -242,5 +242,5 @@ def test_the_model_file_is_a_chainrule_model_file(tmp_path: Path) -> None:
     code = main(["train", "--dataset", "circles", "--epochs", "1", "--no-plots", "--out",
                  str(tmp_path / "c")])  # fmt: skip
     assert code == 0
-    ckpt = chainrule.load(tmp_path / "c" / "model.npz")
+    ckpt = chainrule.load(tmp_path / "c" / "model.safetensors")
     assert ckpt.metadata["dataset"] == "circles" and "layers.0.weight" in ckpt

@@ -1,6 +1,6 @@
 """``chainrule evaluate``: a trained model's accuracy and confusion matrix on a data set.
 
-The model file (``model.npz`` of a run folder) records the architecture, the data set,
+The model file (``model.safetensors`` of a run folder) records the architecture, the data set,
 the seed and the training part's mean and std; the data are standardised with those, so
 the test split is the one the model was measured on while training. Reads only, writes
 nothing.
@@ -21,10 +21,12 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "evaluate",
-        help="accuracy and confusion matrix of a trained model (a run folder's model.npz)",
+        help="accuracy and confusion matrix of a trained model (a run folder's model.safetensors)",
         description=__doc__.split("\n\n")[1].replace("\n", " "),
     )
-    p.add_argument("--model", type=Path, required=True, help="model.npz from chainrule train")
+    p.add_argument(
+        "--model", type=Path, required=True, help="model.safetensors from chainrule train"
+    )
     p.add_argument(
         "--dataset", choices=list_datasets(), help="default: the one the model was trained on"
     )
@@ -44,7 +46,7 @@ def load_model(path: Path) -> TrainedModel:
         raise UsageError(f"--model: no such file '{path}'") from None
     except IsADirectoryError:
         raise UsageError(
-            f"--model: '{path}' is a folder; pass the model file, e.g. {path / 'model.npz'}"
+            f"--model: '{path}' is a folder; pass the model file, e.g. {path / 'model.safetensors'}"
         ) from None
     except ValueError as exc:  # ModelFileError is a ValueError
         raise UsageError(f"--model: {exc}") from None

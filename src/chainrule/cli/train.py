@@ -3,7 +3,7 @@
 Every option left out takes the data set's default (``chainrule.training.DEFAULTS``, shown
 by ``chainrule train --help``). All input is checked, and the data loaded and the model
 built, before anything is written: bad input gets one line and exit status 2. The run
-folder then gets ``config.json`` at once, and ``metrics.csv`` and ``model.npz`` after every
+folder then gets ``config.json`` at once, and ``metrics.csv`` and ``model.safetensors`` after every
 epoch (atomically); ``curves.png`` (and ``decision_boundary.png`` for 2-D data) at the end.
 Ctrl-C stops the run with status 130, keeping the last finished epoch's files.
 """
@@ -292,7 +292,9 @@ def print_summary(console: Console, p: Prepared, pictures: list[Path], seconds: 
         f"({steps / max(train_s, 1e-9):,.0f} steps/s), {seconds:.1f} s in all",
         soft_wrap=True,
     )
-    console.print(f"run folder: {p.out}  (config.json, metrics.csv, model.npz)", soft_wrap=True)
+    console.print(
+        f"run folder: {p.out}  (config.json, metrics.csv, model.safetensors)", soft_wrap=True
+    )
     for path in pictures:
         console.print(f"picture: {path}", soft_wrap=True)
 

@@ -4,12 +4,12 @@ A run folder holds
 
 - ``config.json``: the ``TrainConfig`` (plus chainrule's version and the start time);
 - ``metrics.csv``: one row per finished epoch (``METRIC_COLUMNS``);
-- ``model.npz``: the weights (``chainrule.save``) with the metadata ``load_trained`` needs:
+- ``model.safetensors``: the weights (``chainrule.save``) with the metadata ``load_trained`` needs:
   architecture, activation, dtype, data set, class names, the training part's mean and
   std (to standardise new inputs the same way) and the last epoch's metrics;
 - ``curves.png`` and, for 2-D data, ``decision_boundary.png`` (``chainrule.training.plots``).
 
-``metrics.csv`` and ``model.npz`` are rewritten after every epoch, each atomically
+``metrics.csv`` and ``model.safetensors`` are rewritten after every epoch, each atomically
 (``chainrule.io.atomic_write``): an interrupted run keeps its last finished epoch.
 """
 
@@ -35,7 +35,7 @@ from chainrule.training.loop import EpochMetrics
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
-MODEL_FILE = "model.npz"
+MODEL_FILE = "model.safetensors"
 CURVES_FILE = "curves.png"
 BOUNDARY_FILE = "decision_boundary.png"
 METRIC_COLUMNS = (
@@ -163,7 +163,7 @@ class RunWriter:
     def write_epoch(
         self, model: nn.Module, splits: DatasetSplits, history: list[EpochMetrics]
     ) -> None:
-        """Rewrite ``metrics.csv`` and ``model.npz`` for the epochs in ``history``."""
+        """Rewrite ``metrics.csv`` and ``model.safetensors`` for the epochs in ``history``."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(METRIC_COLUMNS)
