@@ -20,10 +20,12 @@ DEMO_DATASETS = ("moons", "digits")
 
 
 def register(sub: Any) -> None:
+    from chainrule.cli import plain
+
     p = sub.add_parser(
         "demo",
         help="train MLPs on built-in data (two moons, digits): metrics and pictures",
-        description=__doc__.split("\n\n", 1)[1].replace("\n", " "),
+        description=plain(__doc__.split("\n\n", 1)[1]),
     )
     p.add_argument(
         "--engine", choices=("tensor", "scalar"), default="tensor",

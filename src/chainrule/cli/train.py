@@ -104,12 +104,13 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
+    from chainrule.cli import plain
     from chainrule.data import list_datasets
 
     p = sub.add_parser(
         "train",
         help="train an MLP on a built-in data set: live progress, run folder, pictures",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        description=plain(__doc__.split("\n\n")[1]),
         epilog=_defaults_table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
