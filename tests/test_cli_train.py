@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +19,7 @@ from rich.console import Console
 import chainrule
 from chainrule.cli import main
 from chainrule.cli.progress import TrainingDisplay
+from chainrule.data.cache import CACHE_ENV
 from chainrule.training import EpochMetrics, load_trained
 from chainrule.training import loop as loop_module
 from chainrule.training import runs as runs_module
@@ -94,9 +100,13 @@ def test_the_default_folder_is_new_on_every_run(
 
 BAD_ARGS = [
     (["--dataset", "mnist"], "invalid choice: 'mnist'"),
-    (["--dataset", "moons", "--lr", "-0.1"], "--lr: expected a positive number, got '-0.1'"),
+    (
+        ["--dataset", "moons", "--lr", "-0.1"],
+        "--lr: expected a positive number below 1e+300, got '-0.1'",
+    ),
     (["--dataset", "moons", "--lr", "0"], "--lr: expected a positive number"),
     (["--dataset", "moons", "--lr", "inf"], "--lr: expected a positive number"),
+    (["--dataset", "moons", "--lr", "1e308"], "--lr: expected a positive number below 1e+300"),
     (["--dataset", "moons", "--batch-size", "0"], "--batch-size: expected a positive integer"),
     (["--dataset", "moons", "--epochs", "-3"], "--epochs: expected a positive integer"),
     (["--dataset", "moons", "--epochs", "2.5"], "--epochs: expected a positive integer"),
@@ -244,3 +254,54 @@ def test_the_model_file_is_a_chainrule_model_file(tmp_path: Path) -> None:
     assert code == 0
     ckpt = chainrule.load(tmp_path / "c" / "model.safetensors")
     assert ckpt.metadata["dataset"] == "circles" and "layers.0.weight" in ckpt
+
+
+def test_a_write_failure_mid_training_is_one_line_with_status_1_and_what_was_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_save, calls = runs_module.save, []
+
+    def save(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 3:  # the run folder became unwritable during epoch 3
+            raise PermissionError(errno.EACCES, "Permission denied", str(args[1]))
+        real_save(*args, **kwargs)
+
+    monkeypatch.setattr(runs_module, "save", save)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--dataset", "moons", "--epochs", "5",
+                           "--out", str(out))  # fmt: skip
+    assert code == 1 and err.count("\n") == 1, err
+    assert "cannot write the run folder: Permission denied" in err
+    assert "model.safetensors of epoch 2/5" in err and "Traceback" not in err
+    assert load_trained(out / "model.safetensors").metadata["epochs_completed"] == 2
+
+
+def test_a_rejected_run_writes_no_data_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    code, _, err = run_cli(capsys, "train", "--dataset", "mnist1d", "--hidden", "9000,9000",
+                           "--out", str(tmp_path / "run"))  # fmt: skip
+    assert code == 2 and "parameters" in err
+    assert files_under(tmp_path) == []
+
+
+def test_ctrl_c_while_loading_data_is_one_line_with_status_130(tmp_path: Path) -> None:
+    # A fresh cache: generating MNIST-1D takes seconds, so the signal lands while the
+    # command is importing and loading (or, on a fast machine, early in training).
+    env = {**os.environ, CACHE_ENV: str(tmp_path / "cache")}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "chainrule", "train", "--dataset", "mnist1d", "--no-plots",
+         "--out", str(tmp_path / "run")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(2.0)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists() or "kept" in err
+    cache = tmp_path / "cache"
+    left = [p.name for p in cache.iterdir()] if cache.exists() else []
+    assert not [name for name in left if name.endswith(".tmp")]  # no half-written cache

@@ -269,7 +269,7 @@ def check_trained_metadata(meta: dict[str, Any], arrays: Mapping[str, np.ndarray
         raise ValueError(f"architecture.dropout {dropout!r} is not a probability in [0, 1)")
     if arch.get("dtype") not in ("float32", "float64"):
         raise ValueError(f"architecture.dtype {arch.get('dtype')!r} is not float32 or float64")
-    sizes = [n_in, *hidden, n_out]
+    sizes: list[int] = [int(n_in), *hidden, int(n_out)]  # type: ignore[arg-type]
     # The tensors actually present must be the layers the metadata describes, shape by
     # shape: a few bytes of metadata must not make us build a network of gigabytes.
     weights = sorted(
@@ -298,7 +298,7 @@ def check_trained_metadata(meta: dict[str, Any], arrays: Mapping[str, np.ndarray
     std = meta.get("standardize")
     if not (isinstance(std, dict) and (
         (std.get("mean") is None and std.get("std") is None)
-        or (_numbers(std.get("mean"), n_in, False) and _numbers(std.get("std"), n_in, True))
+        or (_numbers(std.get("mean"), sizes[0], False) and _numbers(std.get("std"), sizes[0], True))
     )):  # fmt: skip
         raise ValueError(
             f"standardize must hold a mean and a positive std of {n_in} finite numbers each "
