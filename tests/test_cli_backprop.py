@@ -122,6 +122,8 @@ def test_a_wrong_formula_gives_a_mismatch_verdict_and_exit_1(
     ("argv", "flag"),
     [
         (["--layers", "0"], "--layers"),
+        (["--layers", "201"], "at most 200 layers"),  # the check grows as K², see MAX_LAYERS
+        (["--layers", "100000"], "--layers 100000"),
         (["--width", "-3"], "--width"),
         (["--inputs", "1.5"], "--inputs"),
         (["--outputs", "0"], "--outputs"),
