@@ -12,7 +12,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -143,8 +143,11 @@ def _draw(result: ToyResult, path: Path) -> None:
 
     # Atomic, as model files are: a symbolic link at the target is replaced, never
     # written through, and a failed write leaves the old picture.
+    def write(f: IO[bytes]) -> None:
+        f.write(picture)
+
     try:
-        atomic_write(path, lambda f: f.write(picture) and None)
+        atomic_write(path, write)
     except OSError as exc:
         raise UsageError(f"--graph: cannot write '{path}': {exc.strerror or exc}") from None
 
