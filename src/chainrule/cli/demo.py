@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _tensor_demo(out: Path | None) -> int:
+    import importlib.util
     import sys
 
     from chainrule.cli.progress import make_console
@@ -74,6 +75,12 @@ def _tensor_demo(out: Path | None) -> int:
 
     from . import UsageError
 
+    missing = [m for m in ("sklearn", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(
+            f"the demo needs {' and '.join(missing)} (its data sets and pictures): "
+            "pip install 'chainrule[all]'"
+        )
     start = time.perf_counter()
     folder = out if out is not None else _demo_dir()
     try:
