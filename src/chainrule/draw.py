@@ -71,13 +71,48 @@ def _escape(text: str) -> str:
     return text
 
 
-def draw_dot(root: Value, rankdir: str = "LR", fmt: str = "svg") -> Any:
+def _record(dot: Any, uid: str, label: str, data: float, grad: float) -> None:
+    text = f"{_escape(label)} | data {_fmt(data)} | grad {_fmt(grad)}"
+    dot.node(name=uid, label="{ " + text + " }", shape="record")
+
+
+def _draw_unfused(dot: Any, node: Value, uid: str) -> None:
+    """A one-node neuron ``b + Σ w_i x_i`` drawn as micrograd builds it: a ``*`` node per
+    product and a chain of ``+`` nodes, summed left to right from b (``sum(w*x, b)``).
+
+    Every product and partial sum gets ∂/∂ = the neuron's gradient (``+`` passes it on)."""
+    b, rest = node._prev[0], node._prev[1:]
+    acc_id, acc = str(id(b)), b.data
+    n = len(rest) // 2
+    for i in range(n):
+        w, x = rest[2 * i], rest[2 * i + 1]
+        prod_id = f"{uid}_mul{i}"
+        _record(dot, prod_id, "", w.data * x.data, node.grad)
+        dot.node(name=prod_id + "*", label="*")
+        dot.edge(prod_id + "*", prod_id)
+        dot.edge(str(id(w)), prod_id + "*")
+        dot.edge(str(id(x)), prod_id + "*")
+        acc = acc + w.data * x.data
+        sum_id = uid if i == n - 1 else f"{uid}_add{i}"
+        if sum_id != uid:
+            _record(dot, sum_id, "", acc, node.grad)
+        dot.node(name=sum_id + "+", label="+")
+        dot.edge(sum_id + "+", sum_id)
+        dot.edge(acc_id, sum_id + "+")
+        dot.edge(prod_id, sum_id + "+")
+        acc_id = sum_id
+
+
+def draw_dot(root: Value, rankdir: str = "LR", fmt: str = "svg", unfuse: bool = False) -> Any:
     """Draw the computation graph that produced ``root``.
 
     Args:
         root: the Value whose history to draw (usually the loss).
         rankdir: ``'LR'`` (left to right, the lecture's layout) or ``'TB'`` (top down).
         fmt: the format used when the picture is rendered or shown (``'svg'``, ``'png'``).
+        unfuse: draw each one-node neuron (``w·x+b``, see ``linear_combination``) as
+            micrograd's graph of ``*`` and ``+`` nodes, with the same data and gradients
+            micrograd would show; the picture of the lecture's notebooks.
 
     Returns:
         A ``graphviz.Digraph``. ``.render('graph', format='svg')`` writes a file;
@@ -96,8 +131,10 @@ def draw_dot(root: Value, rankdir: str = "LR", fmt: str = "svg") -> Any:
     dot = _picture_class()(format=fmt, graph_attr={"rankdir": rankdir})
     for node in toposort(root):
         uid = str(id(node))
-        text = f"{_escape(node.label)} | data {_fmt(node.data)} | grad {_fmt(node.grad)}"
-        dot.node(name=uid, label="{ " + text + " }", shape="record")
+        _record(dot, uid, node.label, node.data, node.grad)
+        if unfuse and node._op == "w·x+b" and len(node._prev) > 1:
+            _draw_unfused(dot, node, uid)
+            continue
         if node._op:
             dot.node(name=uid + node._op, label=node._op)
             dot.edge(uid + node._op, uid)
@@ -106,6 +143,6 @@ def draw_dot(root: Value, rankdir: str = "LR", fmt: str = "svg") -> Any:
     return dot
 
 
-def to_dot(root: Value, rankdir: str = "LR") -> str:
+def to_dot(root: Value, rankdir: str = "LR", unfuse: bool = False) -> str:
     """The DOT text of ``draw_dot(root)``; needs no Graphviz binary."""
-    return str(draw_dot(root, rankdir=rankdir).source)
+    return str(draw_dot(root, rankdir=rankdir, unfuse=unfuse).source)

@@ -66,11 +66,12 @@ def test_uniform_forms_use_the_bound_sqrt3_sigma() -> None:
     assert np.abs(w.numpy()).max() > 0.999 * bound  # 2·10⁶ draws reach the edge
 
 
-def test_linear_default_is_he_normal_with_zero_bias() -> None:
-    layer = nn.Linear(2000, 1000, dtype=np.float64, rng=0)
+def test_linear_default_is_pytorchs_and_he_normal_is_a_named_option() -> None:
+    layer = nn.Linear(2000, 1000, dtype=np.float64, rng=0, init="he")
     assert abs(layer.weight.numpy().var() / (2 / 2000) - 1) < 0.01
     assert layer.bias is not None and not layer.bias.numpy().any()
-    torch_like = nn.Linear(2000, 1000, dtype=np.float64, rng=0, init="pytorch")
+    assert nn.MLP(2000, [], 1000, dtype=np.float64, rng=0).state_dict()["layers.0.bias"].any() == 0
+    torch_like = nn.Linear(2000, 1000, dtype=np.float64, rng=0)
     bound = 1 / math.sqrt(2000)  # U(±1/√fan_in): variance 1/(3 fan_in)
     assert abs(torch_like.weight.numpy().var() / (bound**2 / 3) - 1) < 0.01
     assert torch_like.bias is not None and np.abs(torch_like.bias.numpy()).max() <= bound

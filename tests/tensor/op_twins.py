@@ -236,8 +236,13 @@ for name, tname in [("max", torch.amax), ("min", torch.amin)]:
          lambda x, t=tname: t(x, dim=0, keepdim=True), TIES)  # fmt: skip
     case(f"{name}_ties_all", lambda x, n=name: getattr(x, n)(),
          lambda x, t=tname: t(x, dim=(0, 1)), arr([[2.0, 1.0], [2.0, 2.0]]))  # fmt: skip
-    case(f"{name}_dim_keepdim", lambda x, n=name: getattr(x, n)(dim=-1, keepdim=True),
+    case(f"{name}_dim_keepdim", lambda x, n=name: getattr(x, "a" + n)(dim=-1, keepdim=True),
          lambda x, t=tname: t(x, dim=-1, keepdim=True), TIES)  # fmt: skip
+    # max(dim) / min(dim) as PyTorch's: (values, indices), the gradient to the first index.
+    case(f"{name}_dim_values", lambda x, n=name: getattr(x, n)(-1, keepdim=True).values,
+         lambda x, n=name: getattr(x, n)(-1, keepdim=True).values, TIES)  # fmt: skip
+    case(f"{name}_dim0_values", lambda x, n=name: getattr(x, n)(dim=0)[0],
+         lambda x, n=name: getattr(x, n)(dim=0)[0], normal(3, 4))  # fmt: skip
 case("var_default_ddof0", lambda x: x.var(), lambda x: torch.var(x, correction=0), normal(3, 4))
 case("sum_dim_keepdim", lambda x: x.sum(dim=(0, 2), keepdim=True),
      lambda x: x.sum(dim=(0, 2), keepdim=True), normal(2, 3, 4))  # fmt: skip

@@ -25,7 +25,7 @@ EXTRAS = {"sklearn": "data", "mnist1d": "data", "scipy": "data", "matplotlib": "
           "graphviz": "viz"}  # fmt: skip
 
 # Subcommand modules, in the order `chainrule --help` lists them.
-SUBCOMMANDS = ["demo", "train", "evaluate", "toy", "backprop"]
+SUBCOMMANDS = ["demo", "train", "evaluate", "toy", "backprop", "memory", "pipeline"]
 
 
 class UsageError(Exception):

@@ -126,6 +126,10 @@ def register(sub: Any) -> None:
         help="BLAS threads while training: auto (1 for small networks) or a number",
     )  # fmt: skip
     p.add_argument("--no-plots", action="store_true", help="skip curves.png and the boundary")
+    p.add_argument(
+        "--compile", action="store_true",
+        help="run each step as the NumPy program chainrule.compile traces (same numbers)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -144,6 +148,7 @@ class Prepared:
     plots: bool
     threads: int | Literal["auto"] = "auto"
     history: list[EpochMetrics] = field(default_factory=list)
+    compile: bool = False  # train through chainrule.compile
 
 
 def prepare(
@@ -237,7 +242,8 @@ def execute(p: Prepared, console: Console, max_rows: int = 20) -> list[Path]:
         with display:
             # fit's history list is filled in place through the reporter, so the writer
             # sees every finished epoch even if a later one is interrupted.
-            fit(p.model, p.splits, p.config, _Collect(display, p.history), threads=p.threads)
+            fit(p.model, p.splits, p.config, _Collect(display, p.history), threads=p.threads,
+                compile=p.compile)  # fmt: skip
     except (KeyboardInterrupt, TrainingDiverged, OSError) as exc:
         raise _stopped(p, writer, exc) from None
     try:
@@ -337,6 +343,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     overrides = {k: getattr(args, k) for k in OVERRIDES}
     p = prepare(args.dataset, overrides, args.out, not args.no_plots, args.threads)
+    p.compile = bool(getattr(args, "compile", False))
     console = make_console()
     try:
         pictures = execute(p, console)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from chainrule.tensor import Tensor
+from chainrule.tensor.random import default_generator
 
 
 class BatchDataset(Protocol):
@@ -21,6 +22,14 @@ class BatchDataset(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: Any) -> tuple[Any, ...]: ...
+
+
+class Sampler(Protocol):
+    """An order of dataset positions per epoch, of known length (``DistributedSampler``)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[int]: ...
 
 
 class TensorDataset:
@@ -79,8 +88,11 @@ class DataLoader:
             tuple ``(x, y)`` of arrays.
         batch_size: samples per batch; the last batch may be smaller.
         shuffle: draw a new random order each epoch (for training sets).
-        seed: seeds the shuffling; ``None`` draws fresh entropy from the OS.
+        seed: seeds the shuffling (this loader's own stream); ``None`` draws each epoch's
+            order from the default generator, so ``chainrule.manual_seed`` fixes it.
         drop_last: skip the final smaller batch, so every batch has ``batch_size`` samples.
+        sampler: an iterable of dataset positions giving the order of each epoch (e.g. a
+            ``DistributedSampler``: this rank's share); excludes ``shuffle``.
 
     Yields:
         tuples of Tensors, one per dataset array (features keep their dtype, integer class
@@ -100,7 +112,13 @@ class DataLoader:
         shuffle: bool = False,
         seed: int | None = None,
         drop_last: bool = False,
+        sampler: Sampler | None = None,
     ) -> None:
+        if sampler is not None and shuffle:
+            raise ValueError(
+                "DataLoader: sampler and shuffle=True exclude each other; the sampler decides "
+                "the order (DistributedSampler(..., shuffle=True) shuffles)."
+            )
         if isinstance(dataset, tuple | list):
             dataset = TensorDataset(*dataset)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
@@ -111,19 +129,28 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
-        self._rng = np.random.default_rng(seed)
+        self.sampler = sampler
+        self._rng = None if seed is None else np.random.default_rng(seed)
 
     def __len__(self) -> int:
         """The number of batches per epoch."""
-        n, b = len(self.dataset), self.batch_size
+        n, b = self._n(), self.batch_size
         return n // b if self.drop_last else -(-n // b)
 
+    def _n(self) -> int:
+        return len(self.dataset) if self.sampler is None else len(self.sampler)
+
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        n, b = len(self.dataset), self.batch_size
+        n, b = self._n(), self.batch_size
         stop = n - n % b if self.drop_last else n
         # One permutation per epoch, sliced per batch: indexing with an array gathers the
         # whole batch in C (no Python loop per sample) and already returns a copy.
-        order = self._rng.permutation(n) if self.shuffle else None
+        order: np.ndarray | None = None
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64, count=n)
+        elif self.shuffle:
+            gen = default_generator() if self._rng is None else self._rng
+            order = gen.permutation(n)
         for start in range(0, stop, b):
             if order is None:
                 # A slice gives views into the dataset; copy so that an in-place change to a

@@ -135,7 +135,7 @@ class Call:
                 f"{self.op}: {what} has dtype {value.dtype}; only floating-point outputs "
                 "have derivatives. Return a float tensor (e.g. out.double())."
             )
-        if scalar and value.size != 1:
+        if scalar and value.numel() != 1:
             raise ValueError(
                 f"{self.op}: f must return a scalar (one element) but returned shape "
                 f"{value.shape}. Reduce it (e.g. .sum() or .mean()), or use "

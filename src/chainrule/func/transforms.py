@@ -183,8 +183,8 @@ def _rows(call: Call, out: Tensor) -> list[Any]:
     """The Jacobian of ``out`` with respect to each input: one backward pass per element."""
     cg = call.create_graph
     rows: list[list[Any]] = [[] for _ in call.xs]
-    for k in range(out.size):
-        seed = np.zeros(out.size, out.dtype)
+    for k in range(out.numel()):
+        seed = np.zeros(out.numel(), out.dtype)
         seed[k] = 1
         grads = call.backward(out, seed.reshape(out.shape), create_graph=cg)
         for row, g in zip(rows, grads, strict=True):

@@ -67,6 +67,39 @@ class Identity(Module):
         return x
 
 
+class Softmax(Module):
+    """``e^x / Σ e^x`` along ``dim``, computed stably."""
+
+    def __init__(self, dim: int = -1) -> None:
+        self.dim = dim
+
+    def forward(self, x: Any) -> Any:
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """``x - logsumexp(x)`` along ``dim``, computed stably (pairs with ``NLLLoss``)."""
+
+    def forward(self, x: Any) -> Any:
+        return F.log_softmax(x, self.dim)
+
+
+class Flatten(Module):
+    """Merge axes ``start_dim..end_dim`` (by default all but the batch axis) into one."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Any) -> Any:
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
 ACTIVATIONS: dict[str, type[Module]] = {
     "relu": ReLU,
     "leaky_relu": LeakyReLU,

@@ -65,7 +65,7 @@ class Sequential(ModuleList):
         >>> import numpy as np
         >>> from chainrule import Tensor, nn
         >>> net = nn.Sequential(nn.Linear(2, 3, rng=0), nn.ReLU(), nn.Linear(3, 1, rng=1))
-        >>> net(Tensor(np.ones((4, 2)))).shape
+        >>> net(Tensor(np.ones((4, 2), dtype=np.float32))).shape
         (4, 1)
     """
 

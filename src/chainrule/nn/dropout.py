@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from chainrule.nn import functional as F
 from chainrule.nn.module import Module
-from chainrule.nn.rng import RNG, as_generator
+from chainrule.nn.rng import RNG, Generator, as_generator
 
 
 class Dropout(Module):
@@ -27,7 +25,7 @@ class Dropout(Module):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p is a probability and must lie in [0, 1], got {p}.")
         self.p = float(p)
-        self._rng: np.random.Generator | None = None if rng is None else as_generator(rng)
+        self._rng: Generator | None = None if rng is None else as_generator(rng)
 
     def forward(self, x: Any) -> Any:
         return F.dropout(x, self.p, self.training, self._rng)

@@ -30,8 +30,40 @@ relu = ops.relu
 leaky_relu = ops.leaky_relu
 tanh = ops.tanh
 sigmoid = ops.sigmoid
-softmax = ops.softmax
-log_softmax = ops.log_softmax
+
+
+def softmax(input: Any, dim: int = -1) -> Any:
+    """``e^x / Σ e^x`` along ``dim``;  ∂s_i/∂x_j = s_i (𝕀[i = j] - s_j)."""
+    return ops.softmax(input, axis=dim)
+
+
+def log_softmax(input: Any, dim: int = -1) -> Any:
+    """``x - logsumexp(x)`` along ``dim``;  ∂/∂x_j = 𝕀[i = j] - softmax(x)_j."""
+    return ops.log_softmax(input, axis=dim)
+
+
+def nll_loss(input: Any, target: Any, reduction: Reduction = "mean") -> Any:
+    """Negative log-likelihood from log-probabilities (batch, classes) and class indices:
+    ``ℓ_i = -input[i, t_i]``;  ∂ℓ_i/∂input[i, j] = -𝕀[j = t_i]."""
+    t = np.asarray(_raw(target))
+    shape = np.shape(_raw(input))
+    if len(shape) != 2 or t.shape != shape[:1] or t.dtype.kind not in "iu":
+        raise ValueError(
+            f"nll_loss: expected input (batch, classes) and integer targets (batch,), got "
+            f"shapes {shape} and {t.shape} ({t.dtype})."
+        )
+    if t.size and (t.min() < 0 or t.max() >= shape[1]):
+        raise ValueError(
+            f"nll_loss: targets must be class indices in [0, {shape[1]}), got values from "
+            f"{t.min()} to {t.max()}."
+        )
+    picked = input[np.arange(shape[0]), t]
+    return _reduce(-picked, reduction, "nll_loss")
+
+
+def flatten(input: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
+    return input.flatten(start_dim, end_dim)
+
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)

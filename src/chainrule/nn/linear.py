@@ -14,6 +14,7 @@ from chainrule.nn.containers import Sequential
 from chainrule.nn.dropout import Dropout
 from chainrule.nn.module import Module, Parameter
 from chainrule.nn.rng import RNG, as_generator
+from chainrule.tensor import device as devices
 from chainrule.tensor import dtypes, ops
 
 Init = Literal["he", "glorot", "pytorch"]
@@ -38,13 +39,13 @@ class Linear(Module):
             generator, see ``nn.manual_seed``).
         init: how to draw the initial weights:
 
-            - ``'he'`` (default): Ω ~ N(0, 2/in_features), β = 0. He initialisation keeps
-              the variance of the activations from layer to layer through ReLUs, the
-              activation of the lecture's networks and of ``MLP``'s default.
-            - ``'glorot'``: Ω ~ U(±√(6/(in + out))), β = 0, for tanh and sigmoid networks.
-            - ``'pytorch'``: PyTorch's default, Ω and β ~ U(±1/√in_features)
+            - ``'pytorch'`` (default, as ``torch.nn.Linear``): Ω and β ~ U(±1/√in_features)
               (``kaiming_uniform_`` with a=√5). Its variance 1/(3·in) shrinks ReLU
-              activations about 6x per layer, which is why it is not the default here.
+              activations about 6x per layer in deep ReLU networks.
+            - ``'he'``: Ω ~ N(0, 2/in_features), β = 0. He initialisation keeps the
+              variance of the activations from layer to layer through ReLUs: the rule of
+              ``MLP``'s default and of the CLI's models.
+            - ``'glorot'``: Ω ~ U(±√(6/(in + out))), β = 0, for tanh and sigmoid networks.
 
     Example:
         >>> import numpy as np
@@ -52,7 +53,7 @@ class Linear(Module):
         >>> layer = nn.Linear(3, 2, rng=0)
         >>> layer.weight.shape, layer.bias.shape
         ((2, 3), (2,))
-        >>> layer(Tensor(np.ones((5, 3)))).shape
+        >>> layer(Tensor(np.ones((5, 3), dtype=np.float32))).shape
         (5, 2)
     """
 
@@ -63,8 +64,10 @@ class Linear(Module):
         bias: bool = True,
         dtype: Any = None,
         rng: RNG = None,
-        init: Init = "he",
+        init: Init = "pytorch",
+        device: Any = None,
     ) -> None:
+        devices.set_default_device(device)  # the CPU (others raise)
         for name, n in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(n, int | np.integer) or isinstance(n, bool) or n <= 0:
                 raise ValueError(f"Linear: {name} must be a positive int, got {n!r}.")
@@ -76,7 +79,7 @@ class Linear(Module):
         self.bias = Parameter(np.zeros(self.out_features, dtype=dt)) if bias else None
         self.reset_parameters(init, rng)
 
-    def reset_parameters(self, init: Init = "he", rng: RNG = None) -> None:
+    def reset_parameters(self, init: Init = "pytorch", rng: RNG = None) -> None:
         """Draw new initial values (in place) with the rule ``init`` (see the class doc)."""
         gen = as_generator(rng)
         if init == "he":
@@ -101,6 +104,15 @@ class Linear(Module):
                 f"Linear({self.in_features}, {self.out_features}): the input has shape {shape}"
                 f"; its last axis must have size in_features={self.in_features}. Check the "
                 "previous layer's out_features (or reshape the input to (batch, features))."
+            )
+        dt = x.dtype if hasattr(x, "_data") else np.asarray(x).dtype
+        if dt != self.weight.dtype:
+            # As PyTorch: no silent promotion (a float64 input would make float64 outputs
+            # and gradients, at twice the memory, from float32 weights).
+            raise RuntimeError(
+                f"Linear({self.in_features}, {self.out_features}): the input is {dt} but the "
+                f"weights are {self.weight.dtype}; convert one: x.to({self.weight.dtype}) "
+                f"(x.float()), or build the layer with dtype={dt}."
             )
         return ops.linear(x, self.weight, self.bias)
 

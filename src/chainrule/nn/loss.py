@@ -44,6 +44,14 @@ class CrossEntropyLoss(_Loss):
         return F.cross_entropy(input, target, self.reduction)
 
 
+class NLLLoss(_Loss):
+    """Negative log-likelihood of log-probabilities (e.g. ``LogSoftmax``'s output):
+    ``ℓ_i = -input[i, t_i]``; ``NLLLoss()(LogSoftmax(1)(z), t)`` is ``CrossEntropyLoss``."""
+
+    def forward(self, input: Any, target: Any) -> Any:
+        return F.nll_loss(input, target, self.reduction)
+
+
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy of σ(z) against y in [0, 1], stable for any logit z.
 

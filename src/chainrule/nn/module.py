@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, Self
 
 import numpy as np
 
+from chainrule.tensor.device import set_default_device
 from chainrule.tensor.primitive import mark_modified
 from chainrule.tensor.tensor import Tensor
 
@@ -158,6 +159,35 @@ class Module:
             elif p.grad is not None:
                 p.grad._data.fill(0)
                 mark_modified(p.grad)  # a graph that saved this .grad is now stale
+
+    def to(self, *args: Any, **kwargs: Any) -> Self:
+        """``to(device)`` (the CPU: nothing moves) or ``to(dtype)``: every parameter's
+        array converted in place (the Parameter objects are kept); returns self."""
+        dtype = kwargs.pop("dtype", None)
+        device = kwargs.pop("device", None)
+        for a in args:
+            if isinstance(a, str) or type(a).__name__ == "device":
+                device = a
+            else:
+                dtype = a
+        if device is not None:
+            set_default_device(device)  # raises for a device other than the CPU
+        if dtype is not None:
+            dt = np.dtype(dtype)
+            for p in self.parameters():
+                if p.dtype != dt:
+                    p._data = p._data.astype(dt)
+                    mark_modified(p)
+        return self
+
+    def cpu(self) -> Self:
+        return self
+
+    def float(self) -> Self:
+        return self.to(np.float32)
+
+    def double(self) -> Self:
+        return self.to(np.float64)
 
     # -- saving and loading -----------------------------------------------------------------
 

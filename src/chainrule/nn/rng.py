@@ -1,43 +1,31 @@
-"""The random numbers of ``chainrule.nn``: weight initialisation and dropout masks.
+"""The random numbers of ``chainrule.nn`` (weight initialisation, dropout masks).
 
-Every random draw comes from a NumPy ``Generator``. Pass ``rng=`` (a Generator or an int
-seed) to a layer or an init function for a draw of its own; without it, the package's
-default generator is used, which ``manual_seed(seed)`` resets, as ``torch.manual_seed``
-does::
-
-    chainrule.nn.manual_seed(0)
-    model = chainrule.nn.MLP(2, [16, 16], 1)   # the same weights on every run
+They come from the process-wide default generator of ``chainrule.tensor.random`` (see
+there for seeding and threads), or from the ``rng=`` a layer or init function is given.
 """
 
-from __future__ import annotations
+from chainrule.tensor.random import (
+    RNG,
+    DefaultGenerator,
+    Generator,
+    as_generator,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    seed,
+    set_rng_state,
+)
 
-import numpy as np
-
-RNG = np.random.Generator | int | None
-
-_default = np.random.default_rng()
-
-
-def manual_seed(seed: int) -> None:
-    """Reset the default generator to ``seed`` (as ``torch.manual_seed`` does)."""
-    global _default
-    _default = np.random.default_rng(seed)
-
-
-def default_generator() -> np.random.Generator:
-    """The generator used when no ``rng`` is given."""
-    return _default
-
-
-def as_generator(rng: RNG) -> np.random.Generator:
-    """A Generator from ``rng``: itself, a new one seeded with an int, or the default."""
-    if rng is None:
-        return _default
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise TypeError(
-        f"rng: expected a numpy.random.Generator, an int seed or None, got "
-        f"{type(rng).__name__}; e.g. rng=np.random.default_rng(0) or rng=0."
-    )
+__all__ = [
+    "RNG",
+    "DefaultGenerator",
+    "Generator",
+    "as_generator",
+    "default_generator",
+    "get_rng_state",
+    "initial_seed",
+    "manual_seed",
+    "seed",
+    "set_rng_state",
+]

@@ -1,6 +1,7 @@
 """Optimisers on the tensor engine, with PyTorch's names and update formulas.
 
-``SGD`` (momentum, Nesterov, weight decay), ``Adam``, ``AdamW``; learning-rate schedules
+``SGD`` (momentum, Nesterov, weight decay), ``Adam``, ``AdamW``, ``RMSprop``,
+``Adagrad``; learning-rate schedules
 in ``lr_scheduler`` (``StepLR``, ``LinearLR``, ``CosineAnnealingLR``).
 
 Example:
@@ -18,7 +19,8 @@ Example:
 
 from chainrule.optim import lr_scheduler
 from chainrule.optim.adam import Adam, AdamW
+from chainrule.optim.adaptive import Adagrad, RMSprop
 from chainrule.optim.optimizer import Optimizer
 from chainrule.optim.sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "lr_scheduler"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]

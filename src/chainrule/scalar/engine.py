@@ -106,19 +106,62 @@ class Value:
     _op: str
     _g: float
 
-    def __init__(self, data: float, label: str = "", *, _context: str = "Value()") -> None:
+    def __init__(
+        self,
+        data: float,
+        _children: Iterable[Value] | str = (),
+        _op: str = "",
+        label: str = "",
+        *,
+        _context: str = "Value()",
+    ) -> None:
         self.data = _check_real(data, _context)
         self.grad = 0.0
+        children: Iterable[Value] = ()
+        if isinstance(_children, str):  # Value(data, label): chainrule's older signature
+            label = _children
+        else:
+            children = _children
         self.label = label
-        self._prev = ()
+        # micrograd's constructor: a node made by hand from children has no local
+        # derivatives here; its _backward (micrograd's closure, or ours) says how.
+        self._prev = tuple(children)
         self._local = ()
-        self._op = ""
+        self._op = _op
         self._g = 0.0  # gradient of the backward pass in progress (0 between passes)
+        if self._prev:
+            _custom[0] = True
 
-    @staticmethod
-    def _node(data: float, prev: tuple[Value, ...], local: tuple[float, ...], op: str) -> Value:
-        """Make a result node without the checks of ``__init__`` (operands are checked)."""
-        out = _new_value(Value)
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # A subclass may set micrograd-style _backward closures on its nodes: from now on,
+        # backward() looks for them (see _backward).
+        super().__init_subclass__(**kwargs)
+        _custom[0] = True
+
+    def _backward(self) -> None:
+        """micrograd's per-node step: ``child.grad += local · self.grad`` for each child.
+
+        For stepping through backpropagation by hand, as micrograd's lecture does::
+
+            o.grad = 1.0
+            o._backward(); n._backward(); ...
+
+        chainrule keeps the local derivatives as numbers (``_local``), not a closure, so
+        this is a method and the graph has no reference cycles. A subclass may still
+        assign ``out._backward = closure`` on its own nodes; ``backward()`` then runs
+        micrograd's algorithm for the whole pass.
+        """
+        g = self.grad
+        for child, local in zip(self._prev, self._local, strict=False):
+            child.grad += local * g
+
+    def _node(self, data: float, prev: tuple[Value, ...], local: tuple[float, ...], op: str
+              ) -> Value:  # fmt: skip
+        """Make a result node without the checks of ``__init__`` (operands are checked).
+
+        Of this Value's own class, so that ops on a subclass return the subclass.
+        """
+        out = _new_value(type(self))
         out.data = data
         out.grad = 0.0
         out.label = ""
@@ -133,17 +176,17 @@ class Value:
     def __add__(self, other: Operand) -> Value:
         """a + b;  d/da = 1, d/db = 1."""
         o = other if isinstance(other, Value) else Value(other, _context="Value + (add)")
-        return Value._node(self.data + o.data, (self, o), (1.0, 1.0), "+")
+        return self._node(self.data + o.data, (self, o), (1.0, 1.0), "+")
 
     def __mul__(self, other: Operand) -> Value:
         """a * b;  d/da = b, d/db = a."""
         o = other if isinstance(other, Value) else Value(other, _context="Value * (mul)")
-        return Value._node(self.data * o.data, (self, o), (o.data, self.data), "*")
+        return self._node(self.data * o.data, (self, o), (o.data, self.data), "*")
 
     def __sub__(self, other: Operand) -> Value:
         """a - b;  d/da = 1, d/db = -1."""
         o = other if isinstance(other, Value) else Value(other, _context="Value - (sub)")
-        return Value._node(self.data - o.data, (self, o), (1.0, -1.0), "-")
+        return self._node(self.data - o.data, (self, o), (1.0, -1.0), "-")
 
     def __truediv__(self, other: Operand) -> Value:
         """a / b;  d/da = 1/b, d/db = -a/b^2."""
@@ -154,7 +197,7 @@ class Value:
                 "keep the denominator away from 0 (e.g. add a small epsilon)."
             )
         inv = 1.0 / o.data
-        return Value._node(self.data / o.data, (self, o), (inv, -self.data * inv * inv), "/")
+        return self._node(self.data / o.data, (self, o), (inv, -self.data * inv * inv), "/")
 
     def __pow__(self, other: Operand) -> Value:
         """a ** n (number n): d/da = n a^(n-1).  a ** b (Value b): also d/db = a^b ln a.
@@ -173,31 +216,35 @@ class Value:
                 db = 0.0  # b >= 0 here (b < 0 raised above)
             else:
                 db = math.nan
-            return Value._node(out, (self, other), (_pow_local(a, b, op), db), "**")
+            return self._node(out, (self, other), (_pow_local(a, b, op), db), "**")
         n = _check_real(other, "Value ** (pow)")
         out = _power(self.data, n, "Value ** (pow)")
         local = _pow_local(self.data, n, "Value ** (pow)")
-        return Value._node(out, (self,), (local,), f"**{_fmt(n)}")
+        return self._node(out, (self,), (local,), f"**{_fmt(n)}")
+
+    def _lift(self, x: float, op: str) -> Value:
+        """A constant as a leaf of this Value's class (ops on a subclass stay in it)."""
+        return self._node(_check_real(x, op), (), (), "")
 
     # Numbers on the left: the operation is the same node with the constant lifted.
     def __radd__(self, other: float) -> Value:
-        return Value(other, _context="+ Value (add)") + self
+        return self._lift(other, "+ Value (add)") + self
 
     def __rmul__(self, other: float) -> Value:
-        return Value(other, _context="* Value (mul)") * self
+        return self._lift(other, "* Value (mul)") * self
 
     def __rsub__(self, other: float) -> Value:
-        return Value(other, _context="- Value (sub)") - self
+        return self._lift(other, "- Value (sub)") - self
 
     def __rtruediv__(self, other: float) -> Value:
-        return Value(other, _context="/ Value (div)") / self
+        return self._lift(other, "/ Value (div)") / self
 
     def __rpow__(self, other: float) -> Value:
-        return Value(other, _context="** Value (pow)") ** self
+        return self._lift(other, "** Value (pow)") ** self
 
     def __neg__(self) -> Value:
         """-a;  d/da = -1."""
-        return Value._node(-self.data, (self,), (-1.0,), "neg")
+        return self._node(-self.data, (self,), (-1.0,), "neg")
 
     def __pos__(self) -> Value:
         return self
@@ -207,7 +254,7 @@ class Value:
     def exp(self) -> Value:
         """e^a;  d/da e^a = e^a."""
         out = _exp(self.data)
-        return Value._node(out, (self,), (out,), "exp")
+        return self._node(out, (self,), (out,), "exp")
 
     def log(self) -> Value:
         """ln a (natural log);  d/da ln a = 1/a.  Defined for a > 0 only."""
@@ -216,7 +263,7 @@ class Value:
                 f"Value.log: log of a non-positive number ({self.data!r}) is undefined; "
                 "log needs a > 0: clamp the input (e.g. log(x + 1e-12)) or use log(abs(x))."
             )
-        return Value._node(math.log(self.data), (self,), (1.0 / self.data,), "log")
+        return self._node(math.log(self.data), (self,), (1.0 / self.data,), "log")
 
     def sqrt(self) -> Value:
         """√a;  d/da √a = 1/(2√a) (inf at a = 0, as PyTorch).  Defined for a >= 0 only."""
@@ -226,12 +273,12 @@ class Value:
                 "real; use sqrt(abs(x)) or keep the input non-negative."
             )
         out = math.sqrt(self.data)
-        return Value._node(out, (self,), (0.5 / out if out else math.inf,), "sqrt")
+        return self._node(out, (self,), (0.5 / out if out else math.inf,), "sqrt")
 
     def tanh(self) -> Value:
         """tanh a;  d/da tanh a = 1 - tanh(a)^2."""
         t = math.tanh(self.data)
-        return Value._node(t, (self,), (1.0 - t * t,), "tanh")
+        return self._node(t, (self,), (1.0 - t * t,), "tanh")
 
     def sigmoid(self) -> Value:
         """σ(a) = 1/(1 + e^-a);  d/da σ(a) = σ(a)(1 - σ(a))."""
@@ -242,32 +289,32 @@ class Value:
         else:
             e = math.exp(x)
             s = e / (1.0 + e)
-        return Value._node(s, (self,), (s * (1.0 - s),), "sigmoid")
+        return self._node(s, (self,), (s * (1.0 - s),), "sigmoid")
 
     def relu(self) -> Value:
         """max(0, a);  d/da = 1 if a > 0 else 0 (the subgradient 0 at a = 0, as PyTorch)."""
         x = self.data
-        return Value._node(x if x > 0 else 0.0, (self,), (1.0 if x > 0 else 0.0,), "ReLU")
+        return self._node(x if x > 0 else 0.0, (self,), (1.0 if x > 0 else 0.0,), "ReLU")
 
     def sin(self) -> Value:
         """sin a;  d/da sin a = cos a."""
         x = self.data
         if not math.isfinite(x):
-            return Value._node(math.nan, (self,), (math.nan,), "sin")
-        return Value._node(math.sin(x), (self,), (math.cos(x),), "sin")
+            return self._node(math.nan, (self,), (math.nan,), "sin")
+        return self._node(math.sin(x), (self,), (math.cos(x),), "sin")
 
     def cos(self) -> Value:
         """cos a;  d/da cos a = -sin a."""
         x = self.data
         if not math.isfinite(x):
-            return Value._node(math.nan, (self,), (math.nan,), "cos")
-        return Value._node(math.cos(x), (self,), (-math.sin(x),), "cos")
+            return self._node(math.nan, (self,), (math.nan,), "cos")
+        return self._node(math.cos(x), (self,), (-math.sin(x),), "cos")
 
     def abs(self) -> Value:
         """|a|;  d/da |a| = sign(a) (the subgradient 0 at a = 0, as PyTorch)."""
         x = self.data
         sign = 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
-        return Value._node(abs(x), (self,), (sign,), "abs")
+        return self._node(abs(x), (self,), (sign,), "abs")
 
     __abs__ = abs
 
@@ -284,6 +331,13 @@ class Value:
         training steps (``Module.zero_grad()``).
         """
         order = toposort(self)
+        if _custom[0] and any(_hand_made(n) for n in order):
+            # micrograd's algorithm, for graphs with micrograd-style nodes: .grad of the
+            # root is set to 1, each node's _backward adds to its children's .grad.
+            self.grad = 1.0
+            for node in reversed(order):
+                node._backward()
+            return
         self._g = 1.0
         try:
             for node in reversed(order):
@@ -305,6 +359,15 @@ class Value:
 
 
 _new_value = object.__new__
+# Set once a Value subclass exists or a node is made by hand (Value(data, children, op)):
+# only then does backward() check for micrograd-style nodes (the common case pays nothing).
+_custom = [False]
+
+
+def _hand_made(node: Value) -> bool:
+    """A node whose gradient rule is micrograd's: its own _backward, or no local numbers."""
+    own = getattr(node, "__dict__", None)
+    return bool(own and "_backward" in own) or len(node._local) != len(node._prev)
 
 
 def _pow_local(a: float, n: float, op: str) -> float:
@@ -342,7 +405,7 @@ def linear_combination(w: Sequence[Value], x: Sequence[Operand], b: Value) -> Va
         acc = acc + wi.data * xi.data
         prev += (wi, xi)
         local += (xi.data, wi.data)
-    return Value._node(acc, tuple(prev), tuple(local), "w·x+b")
+    return b._node(acc, tuple(prev), tuple(local), "w·x+b")
 
 
 def values(xs: Iterable[float]) -> list[Value]:

@@ -29,15 +29,23 @@ class Module:
 
 
 class Neuron(Module):
-    """One neuron: ``relu(b + Σ w_i x_i)``, or linear when ``nonlin=False``."""
+    """One neuron: ``relu(b + Σ w_i x_i)``, or linear when ``nonlin=False``.
 
-    def __init__(self, nin: int, nonlin: bool = True) -> None:
+    ``fused=False`` builds micrograd's graph (a ``*`` node per input, a chain of ``+``)
+    instead of the one ``w·x+b`` node: the same numbers, micrograd's pictures.
+    """
+
+    def __init__(self, nin: int, nonlin: bool = True, fused: bool = True) -> None:
         self.w = [Value(random.uniform(-1, 1)) for _ in range(nin)]
         self.b = Value(0)
         self.nonlin = nonlin
+        self.fused = fused
 
     def __call__(self, x: Sequence[Operand]) -> Value:
-        act = linear_combination(self.w, x, self.b)
+        if self.fused:
+            act = linear_combination(self.w, x, self.b)
+        else:
+            act = sum((wi * xi for wi, xi in zip(self.w, x, strict=True)), self.b)
         return act.relu() if self.nonlin else act
 
     def parameters(self) -> list[Value]:
@@ -50,8 +58,8 @@ class Neuron(Module):
 class Layer(Module):
     """``nout`` neurons reading the same inputs; returns one Value when ``nout == 1``."""
 
-    def __init__(self, nin: int, nout: int, nonlin: bool = True) -> None:
-        self.neurons = [Neuron(nin, nonlin=nonlin) for _ in range(nout)]
+    def __init__(self, nin: int, nout: int, nonlin: bool = True, fused: bool = True) -> None:
+        self.neurons = [Neuron(nin, nonlin=nonlin, fused=fused) for _ in range(nout)]
 
     def __call__(self, x: Sequence[Operand]) -> Value | list[Value]:
         out = [n(x) for n in self.neurons]
@@ -77,10 +85,11 @@ class MLP(Module):
         17
     """
 
-    def __init__(self, nin: int, nouts: list[int]) -> None:
+    def __init__(self, nin: int, nouts: list[int], fused: bool = True) -> None:
         sizes = [nin, *nouts]
         self.layers = [
-            Layer(sizes[i], sizes[i + 1], nonlin=i != len(nouts) - 1) for i in range(len(nouts))
+            Layer(sizes[i], sizes[i + 1], nonlin=i != len(nouts) - 1, fused=fused)
+            for i in range(len(nouts))
         ]
 
     def __call__(self, x: Sequence[Operand]) -> Value | list[Value]:

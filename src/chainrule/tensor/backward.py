@@ -9,7 +9,9 @@ because it must keep every intermediate quantity until the backward pass reaches
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,8 +88,20 @@ def run_backward(
     accumulated and the gradients of those tensors are returned (None where unused).
     """
     if inputs is None and not create_graph and not anomaly._State.enabled:
-        _store_array_grads(_backward_arrays(root, seed, retain_graph))
+        with _callbacks_after_pass():
+            _store_array_grads(_backward_arrays(root, seed, retain_graph))
         return []
+    with _callbacks_after_pass():
+        return _run_backward_general(root, seed, retain_graph, create_graph, inputs)
+
+
+def _run_backward_general(
+    root: Tensor,
+    seed: Any,
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: Sequence[Tensor] | None,
+) -> list[Any]:
     order = toposort(root)
     grads: dict[Tensor, Any] = {root: seed}
     owned: set[int] = set()  # ids of sums this pass allocated: safe to add into in place
@@ -317,3 +331,56 @@ def _store_grads(done: list[tuple[Tensor, Any]], create_graph: bool) -> None:
         else:
             with grad_mode.enable_grad():
                 t.grad = t.grad + gt
+
+
+# -- callbacks after the pass (queue_callback) -------------------------------------------
+# Kept apart from the core above: the pass only opens and closes a scope around itself.
+
+
+class _Queued(threading.local):
+    """Per thread: the callbacks queued during the backward pass now running."""
+
+    depth = 0
+    fns: list[Callable[[], None]]
+
+    def __init__(self) -> None:
+        self.fns = []
+
+
+_queued = _Queued()
+
+
+def queue_callback(fn: Callable[[], None]) -> None:
+    """Run ``fn()`` once, after the current backward pass has stored its gradients.
+
+    Called from a hook during ``backward()`` (as PyTorch's
+    ``Variable._execution_engine.queue_callback``): data-parallel training waits for its
+    gradient all-reduces there, before ``optimizer.step()`` can read ``.grad``. Callbacks
+    run in the order they were queued; a pass that raises drops them.
+    """
+    if _queued.depth == 0:
+        raise RuntimeError(
+            "queue_callback: no backward pass is running; call it from a hook during "
+            "backward() (e.g. one registered with register_hook)."
+        )
+    _queued.fns.append(fn)
+
+
+@contextlib.contextmanager
+def _callbacks_after_pass() -> Iterator[None]:
+    outer = _queued.depth == 0
+    _queued.depth += 1
+    try:
+        yield
+    except BaseException:
+        if outer:
+            _queued.fns.clear()
+        raise
+    finally:
+        _queued.depth -= 1
+    if outer:
+        try:
+            while _queued.fns:
+                _queued.fns.pop(0)()
+        finally:
+            _queued.fns.clear()  # a callback that raised drops the rest

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chainrule.tensor import ops
+from chainrule.tensor import dtypes, ops
+from chainrule.tensor.torch_methods import TorchMethods
 
 if TYPE_CHECKING:
     from chainrule.tensor.tensor import Tensor
@@ -61,7 +62,55 @@ def _operand(other: Any, op: str) -> Any:
     )
 
 
-class TensorMethods:
+def _cast(x: Any, dtype: np.dtype[Any]) -> Any:
+    if hasattr(x, "_data"):
+        return x if x._data.dtype == dtype else ops.astype(x, dtype)
+    if isinstance(x, np.ndarray):
+        return x.astype(dtype, copy=False)
+    if isinstance(x, np.generic):
+        return x.item()  # a Python number: NumPy then keeps the tensor's dtype
+    return x
+
+
+def _pair(x: Any, y: Any, op: str, true_division: bool = False) -> tuple[Any, Any]:
+    """The operands of ``x op y``, cast where NumPy's promotion differs from PyTorch's.
+
+    PyTorch (``dtypes.result_type``): a float32 tensor times an int64 tensor stays float32
+    (NumPy: float64); an int tensor times 2.5 gives the default float dtype (NumPy:
+    float64); int / int is a float division in the default dtype.
+    """
+    y = _operand(y, op)
+    xd = x._data.dtype  # x is the Tensor whose method runs
+    yd = getattr(y, "_data", y)
+    # The common cases need no cast: equal dtypes, or a float tensor and a Python number.
+    if not true_division:
+        if getattr(yd, "dtype", None) is xd:
+            return x, y
+        if type(y) is float and xd.kind == "f":
+            return x, y
+        if type(y) is int and xd.kind in "iuf":
+            return x, y
+    want = dtypes.result_type(x, y)
+    if true_division and want.kind != "f":
+        want = dtypes.get_default_dtype()
+    return _cast(x, want), _cast(y, want)
+
+
+def _matmul_pair(x: Any, y: Any) -> tuple[Any, Any]:
+    """As PyTorch, a matrix product does not promote: both operands need one dtype."""
+    y = _operand(y, "matmul")
+    xd = np.asarray(getattr(x, "_data", x)).dtype
+    yd = np.asarray(getattr(y, "_data", y)).dtype
+    if xd != yd:
+        raise RuntimeError(
+            f"matmul: both operands must have the same dtype, got {xd} and {yd} (as in "
+            f"PyTorch, a matrix product does not promote); convert one, e.g. x.to({yd}) or "
+            "x.float()."
+        )
+    return x, y
+
+
+class TensorMethods(TorchMethods):
     """Operators and methods shared by every Tensor."""
 
     __slots__ = ()
@@ -69,40 +118,46 @@ class TensorMethods:
     # -- arithmetic: numbers, arrays and tensors on either side ---------------------------
 
     def __add__(self, other: Any) -> Tensor:
-        return ops.add(self, _operand(other, "add"))  # type: ignore[no-any-return]
+        return ops.add(*_pair(self, other, "add"))  # type: ignore[no-any-return]
 
     def __radd__(self, other: Any) -> Tensor:
-        return ops.add(_operand(other, "add"), self)  # type: ignore[no-any-return]
+        y, x = _pair(self, other, "add")
+        return ops.add(x, y)  # type: ignore[no-any-return]
 
     def __sub__(self, other: Any) -> Tensor:
-        return ops.subtract(self, _operand(other, "sub"))  # type: ignore[no-any-return]
+        return ops.subtract(*_pair(self, other, "sub"))  # type: ignore[no-any-return]
 
     def __rsub__(self, other: Any) -> Tensor:
-        return ops.subtract(_operand(other, "sub"), self)  # type: ignore[no-any-return]
+        y, x = _pair(self, other, "sub")
+        return ops.subtract(x, y)  # type: ignore[no-any-return]
 
     def __mul__(self, other: Any) -> Tensor:
-        return ops.multiply(self, _operand(other, "mul"))  # type: ignore[no-any-return]
+        return ops.multiply(*_pair(self, other, "mul"))  # type: ignore[no-any-return]
 
     def __rmul__(self, other: Any) -> Tensor:
-        return ops.multiply(_operand(other, "mul"), self)  # type: ignore[no-any-return]
+        y, x = _pair(self, other, "mul")
+        return ops.multiply(x, y)  # type: ignore[no-any-return]
 
     def __truediv__(self, other: Any) -> Tensor:
-        return ops.divide(self, _operand(other, "truediv"))  # type: ignore[no-any-return]
+        return ops.divide(*_pair(self, other, "truediv", true_division=True))  # type: ignore[no-any-return]
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.divide(_operand(other, "truediv"), self)  # type: ignore[no-any-return]
+        y, x = _pair(self, other, "truediv", true_division=True)
+        return ops.divide(x, y)  # type: ignore[no-any-return]
 
     def __pow__(self, other: Any) -> Tensor:
-        return ops.power(self, _operand(other, "pow"))  # type: ignore[no-any-return]
+        return ops.power(*_pair(self, other, "pow"))  # type: ignore[no-any-return]
 
     def __rpow__(self, other: Any) -> Tensor:
-        return ops.power(_operand(other, "pow"), self)  # type: ignore[no-any-return]
+        y, x = _pair(self, other, "pow")
+        return ops.power(x, y)  # type: ignore[no-any-return]
 
     def __matmul__(self, other: Any) -> Tensor:
-        return ops.matmul(self, _operand(other, "matmul"))  # type: ignore[no-any-return]
+        return ops.matmul(*_matmul_pair(self, other))  # type: ignore[no-any-return]
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return ops.matmul(_operand(other, "matmul"), self)  # type: ignore[no-any-return]
+        y, x = _matmul_pair(self, other)
+        return ops.matmul(x, y)  # type: ignore[no-any-return]
 
     def __neg__(self) -> Tensor:
         return ops.negative(self)  # type: ignore[no-any-return]
@@ -204,17 +259,27 @@ class TensorMethods:
         axis = _axis(axis, dim, "mean")
         return ops.mean(self, axis=axis, keepdims=keepdim or keepdims)  # type: ignore[no-any-return]
 
-    def max(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
-            keepdim: bool | None = None) -> Tensor:  # fmt: skip
-        """Largest element over ``axis``; ties share the gradient equally."""
-        axis = _axis(axis, dim, "max")
-        return ops.max(self, axis=axis, keepdims=keepdim or keepdims)  # type: ignore[no-any-return]
+    def max(self, dim: Any = None, keepdim: bool = False, *, axis: Axis = None,
+            keepdims: bool = False) -> Any:  # fmt: skip
+        """Largest element: of all (a tensor); over ``axis=`` (NumPy's: a tensor); over
+        ``dim`` (PyTorch's: ``(values, indices)``); ``max(other)``: elementwise. Ties share
+        the gradient equally."""
+        if dim is None:
+            return ops.max(self, axis=axis, keepdims=keepdims or keepdim)
+        if hasattr(dim, "_data"):
+            return ops.maximum(*_pair(self, dim, "max"))
+        return self._extreme("max", dim, keepdim)
 
-    def min(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
-            keepdim: bool | None = None) -> Tensor:  # fmt: skip
-        """Smallest element over ``axis``; ties share the gradient equally."""
-        axis = _axis(axis, dim, "min")
-        return ops.min(self, axis=axis, keepdims=keepdim or keepdims)  # type: ignore[no-any-return]
+    def min(self, dim: Any = None, keepdim: bool = False, *, axis: Axis = None,
+            keepdims: bool = False) -> Any:  # fmt: skip
+        """Smallest element: of all (a tensor); over ``axis=`` (NumPy's: a tensor); over
+        ``dim`` (PyTorch's: ``(values, indices)``); ``min(other)``: elementwise. Ties share
+        the gradient equally."""
+        if dim is None:
+            return ops.min(self, axis=axis, keepdims=keepdims or keepdim)
+        if hasattr(dim, "_data"):
+            return ops.minimum(*_pair(self, dim, "min"))
+        return self._extreme("min", dim, keepdim)
 
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0, *, dim: Axis = None,
             keepdim: bool | None = None) -> Tensor:  # fmt: skip
@@ -234,12 +299,6 @@ class TensorMethods:
         """x - logsumexp(x) along ``axis``, computed stably."""
         return ops.log_softmax(self, axis=axis)  # type: ignore[no-any-return]
 
-    def argmax(self, axis: int | None = None) -> Tensor:
-        """Index of the largest element (no gradient)."""
-        from chainrule.tensor.tensor import Tensor
-
-        return Tensor._wrap(np.asarray(np.argmax(self._data, axis=axis)))  # type: ignore[attr-defined]
-
     # -- shape ----------------------------------------------------------------------------
 
     def reshape(self, *shape: Any) -> Tensor:
@@ -247,9 +306,6 @@ class TensorMethods:
         return ops.reshape(self, _shape_args(shape))  # type: ignore[no-any-return]
 
     view = reshape
-
-    def flatten(self) -> Tensor:
-        return ops.reshape(self, (-1,))  # type: ignore[no-any-return]
 
     def transpose(self, *axes: Any) -> Tensor:
         """NumPy's transpose: reverse the axes, or permute them as given."""
@@ -314,4 +370,4 @@ class TensorMethods:
         return self.astype(np.float64)
 
     def matmul(self, other: Any) -> Tensor:
-        return ops.matmul(self, other)  # type: ignore[no-any-return]
+        return ops.matmul(*_matmul_pair(self, other))  # type: ignore[no-any-return]

@@ -150,12 +150,20 @@ class Tensor(TensorMethods):
     # -- the array ------------------------------------------------------------------------
 
     @property
-    def data(self) -> np.ndarray:
-        """The NumPy array (shared, not copied). Writing to it after a forward pass that
-        saved this tensor makes that pass's backward raise an error."""
+    def data(self) -> Tensor:
+        """PyTorch's ``.data``: this tensor's values as a Tensor outside the graph.
+
+        It shares this tensor's memory but, as in PyTorch, not its version counter. Writes
+        through it are still caught: once ``.data`` (or ``.numpy()``) has handed the memory
+        out, every operation that saves this tensor samples its array, and backward
+        compares the sample, so ``w.data -= lr * w.grad`` between a forward pass that saved
+        ``w`` and its backward raises an error instead of using the new values (a write
+        that restores the saved values is harmless and passes). ``.numpy()`` gives the
+        NumPy array itself.
+        """
         if self._fp is None:
-            primitive.mark_handed_out(self)
-        return self._data
+            primitive.mark_handed_out(self)  # reachable (and writable) from outside now
+        return Tensor._wrap(self._data)
 
     @data.setter
     def data(self, value: Any) -> None:
@@ -174,16 +182,14 @@ class Tensor(TensorMethods):
     def ndim(self) -> int:
         return self._data.ndim
 
-    @property
-    def size(self) -> int:
-        return self._data.size
-
     def __len__(self) -> int:
         return len(self._data)
 
     def numpy(self) -> np.ndarray:
-        """The NumPy array (shared memory, like ``.data``)."""
-        return self.data
+        """The NumPy array (shared memory: writing to it changes the tensor)."""
+        if self._fp is None:
+            primitive.mark_handed_out(self)
+        return self._data
 
     def item(self) -> float | int | bool:
         """The single element as a Python number."""

@@ -109,7 +109,8 @@ def _select(g: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def _relu_rule(g: Any, ans: Any, x: Any) -> Any:
     # 𝕀[x > 0]: the subgradient 0 at x = 0, as PyTorch.
-    arrays = type(g) is np.ndarray and type(x) is np.ndarray  # a normal backward pass
+    # A normal backward pass (isinstance: chainrule.compile's tracer arrays take this path too)
+    arrays = isinstance(g, np.ndarray) and isinstance(x, np.ndarray)
     if arrays and g.shape == x.shape and g.dtype.kind == "f":
         return _select(g, x > 0)
     return where(x > 0, g, 0.0)  # on Tensors (create_graph): recorded, differentiable
