@@ -291,12 +291,16 @@ def test_ctrl_c_while_loading_data_is_one_line_with_status_130(tmp_path: Path) -
     # A fresh cache: generating MNIST-1D takes seconds, so the signal lands while the
     # command is importing and loading (or, on a fast machine, early in training).
     env = {**os.environ, CACHE_ENV: str(tmp_path / "cache")}
+    # "ready" once `import chainrule` is done: from there on, main() handles Ctrl-C.
+    script = ("import sys, chainrule.cli; print('ready', flush=True); "
+              "sys.exit(chainrule.cli.main(sys.argv[1:]))")  # fmt: skip
     run = subprocess.Popen(
-        [sys.executable, "-m", "chainrule", "train", "--dataset", "mnist1d", "--no-plots",
+        [sys.executable, "-c", script, "train", "--dataset", "mnist1d", "--no-plots",
          "--out", str(tmp_path / "run")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(2.0)
+    assert run.stdout is not None and run.stdout.readline().strip() == "ready"
+    time.sleep(0.5)  # importing scikit-learn and mnist1d, generating the data
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 130, err

@@ -81,7 +81,7 @@ def test_a_module_is_saved_through_its_state_dict(tmp_path: Path) -> None:
     chainrule.save(model, tmp_path / "m.safetensors")
     other = nn.MLP(2, [3], 2, rng=1)
     other.load_state_dict(chainrule.load(tmp_path / "m.safetensors"))
-    x = Tensor(np.ones((1, 2)))
+    x = Tensor(np.ones((1, 2), dtype=np.float32))
     np.testing.assert_array_equal(other(x).numpy(), model(x).numpy())
 
 
