@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import pytest
 from chainrule.cli import main
 from chainrule.lecture import matrix
 
-CONSOLE_SCRIPT = Path("/work/main/.venv/bin/chainrule")
+# The console script of the environment running the tests (a venv's bin/ or Scripts/).
+CONSOLE_SCRIPT = Path(sys.executable).parent / "chainrule"
 TOP_KEYS = {
     "config", "loss", "gradient_scale", "layers", "max_engine_rel", "max_fd_rel",
     "tolerance", "flops", "memory", "ok", "verdict",
@@ -120,6 +122,8 @@ def test_a_wrong_formula_gives_a_mismatch_verdict_and_exit_1(
     ("argv", "flag"),
     [
         (["--layers", "0"], "--layers"),
+        (["--layers", "201"], "at most 200 layers"),  # the check grows as K², see MAX_LAYERS
+        (["--layers", "100000"], "--layers 100000"),
         (["--width", "-3"], "--width"),
         (["--inputs", "1.5"], "--inputs"),
         (["--outputs", "0"], "--outputs"),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.test_cli_train import run_cli
 
-CONSOLE_SCRIPT = Path("/work/main/.venv/bin/chainrule")
+# The console script of the environment running the tests (a venv's bin/ or Scripts/).
+CONSOLE_SCRIPT = Path(sys.executable).parent / "chainrule"
 
 
 def test_demo_prints_metrics_and_pictures_and_runs_twice(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,8 @@ from chainrule.cli import main
 from chainrule.lecture import toy_network
 from chainrule.lecture.toy import PARAMETERS
 
-CONSOLE_SCRIPT = Path("/work/main/.venv/bin/chainrule")
+# The console script of the environment running the tests (a venv's bin/ or Scripts/).
+CONSOLE_SCRIPT = Path(sys.executable).parent / "chainrule"
 FORWARD_KEYS = ["f0", "h1", "f1", "h2", "f2", "h3", "f3", "loss"]
 BACKWARD_KEYS = ["dl_df3", "dl_dh3", "dl_df2", "dl_dh2", "dl_df1", "dl_dh1", "dl_df0"]
 
@@ -86,8 +88,8 @@ def test_json_has_the_documented_keys_and_full_precision(
 
 def test_json_writes_null_for_values_that_overflowed(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--json", "--x", "0", "--y", "0", "--beta", "2,5,0,0", "--omega", "0,1,1,1"]
-    code, out, _ = run_cli(capsys, *argv, "--activation", "exp")
-    assert code == 0
+    code, out, err = run_cli(capsys, *argv, "--activation", "exp")
+    assert code == 1 and "overflowed" in err and err.count("\n") == 1  # said, on stderr
     data = json.loads(out)  # strict JSON: no Infinity or NaN tokens
     assert "Infinity" not in out and "NaN" not in out
     assert data["forward"]["loss"] is None and data["max_disagreement"] is None
@@ -183,3 +185,45 @@ def test_toy_command_does_not_import_rich_until_it_prints_tables() -> None:
     code = "import sys, chainrule.cli.toy, chainrule.lecture; print('rich' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
+
+
+def test_graph_replaces_a_symlink_and_never_writes_through_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    link = tmp_path / "toy.svg"
+    link.symlink_to(precious)
+    code, _, err = run_cli(capsys, "--graph", str(link))
+    assert code == 0, err
+    assert precious.read_text() == "keep me"
+    assert not link.is_symlink() and link.read_text().lstrip().startswith("<?xml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt", "toy.svg"]
+
+
+def test_graph_onto_a_folder_or_an_unwritable_place_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "pictures.svg"
+    folder.mkdir()
+    code, out, err = run_cli(capsys, "--graph", str(folder))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "it is a folder" in err, err
+
+    def refuse(*args: Any, **kwargs: Any) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    import chainrule.io.atomic as atomic
+
+    monkeypatch.setattr(atomic.os, "open", refuse)  # a read-only folder (root ignores chmod)
+    code, out, err = run_cli(capsys, "--graph", str(tmp_path / "toy.svg"))
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "--graph: cannot write" in err and "Permission denied" in err
+
+
+def test_values_that_overflow_are_reported_with_status_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run_cli(capsys, "--x", "1e308", "--activation", "exp")
+    assert code == 1 and err.count("\n") == 1 and "overflowed" in err, err
+    code, _, err = run_cli(capsys)  # the control: the default input is fine
+    assert code == 0 and err == ""

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +19,11 @@ from rich.console import Console
 import chainrule
 from chainrule.cli import main
 from chainrule.cli.progress import TrainingDisplay
+from chainrule.data.cache import CACHE_ENV
 from chainrule.training import EpochMetrics, load_trained
 from chainrule.training import loop as loop_module
 from chainrule.training import runs as runs_module
-from tests.training_oracle import metrics_rows, numpy_accuracy, read_npz
+from tests.training_oracle import metrics_rows, numpy_accuracy, read_model_file
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "steps"]
 
@@ -46,7 +52,7 @@ def test_a_run_folder_holds_config_metrics_model_and_pictures(
     assert code == 0, err
     assert err == ""
     assert sorted(os.listdir(out)) == [
-        "config.json", "curves.png", "decision_boundary.png", "metrics.csv", "model.npz",
+        "config.json", "curves.png", "decision_boundary.png", "metrics.csv", "model.safetensors",
     ]  # fmt: skip
     config = json.loads((out / "config.json").read_text())["config"]
     assert config["hidden"] == [16, 8] and config["lr"] == 0.2 and config["seed"] == 7
@@ -56,9 +62,9 @@ def test_a_run_folder_holds_config_metrics_model_and_pictures(
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert [int(r["steps"]) for r in rows] == [15] * 3  # 375 training points / 25
     # The file's accuracy is what a plain NumPy forward pass of the saved weights gives.
-    assert float(rows[-1]["test_acc"]) == numpy_accuracy(out / "model.npz")
-    assert float(rows[-1]["train_acc"]) == numpy_accuracy(out / "model.npz", "train")
-    _, meta = read_npz(out / "model.npz")
+    assert float(rows[-1]["test_acc"]) == numpy_accuracy(out / "model.safetensors")
+    assert float(rows[-1]["train_acc"]) == numpy_accuracy(out / "model.safetensors", "train")
+    _, meta = read_model_file(out / "model.safetensors")
     assert meta["architecture"] == {
         "in_features": 2, "hidden": [16, 8], "out_features": 2, "activation": "relu",
         "dropout": 0.0, "dtype": "float32",
@@ -94,9 +100,13 @@ def test_the_default_folder_is_new_on_every_run(
 
 BAD_ARGS = [
     (["--dataset", "mnist"], "invalid choice: 'mnist'"),
-    (["--dataset", "moons", "--lr", "-0.1"], "--lr: expected a positive number, got '-0.1'"),
+    (
+        ["--dataset", "moons", "--lr", "-0.1"],
+        "--lr: expected a positive number below 1e+300, got '-0.1'",
+    ),
     (["--dataset", "moons", "--lr", "0"], "--lr: expected a positive number"),
     (["--dataset", "moons", "--lr", "inf"], "--lr: expected a positive number"),
+    (["--dataset", "moons", "--lr", "1e308"], "--lr: expected a positive number below 1e+300"),
     (["--dataset", "moons", "--batch-size", "0"], "--batch-size: expected a positive integer"),
     (["--dataset", "moons", "--epochs", "-3"], "--epochs: expected a positive integer"),
     (["--dataset", "moons", "--epochs", "2.5"], "--epochs: expected a positive integer"),
@@ -175,12 +185,12 @@ def test_ctrl_c_keeps_the_last_finished_epoch_and_exits_130(
     assert code == 130
     assert err.count("\n") == 1
     assert "interrupted during epoch 3" in err and "of epoch 2/5" in err
-    assert sorted(os.listdir(out)) == ["config.json", "metrics.csv", "model.npz"]
+    assert sorted(os.listdir(out)) == ["config.json", "metrics.csv", "model.safetensors"]
     rows = metrics_rows(out)
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert load_trained(out / "model.npz").metadata["epochs_completed"] == 2
+    assert load_trained(out / "model.safetensors").metadata["epochs_completed"] == 2
     # The model file holds the weights of epoch 2: its accuracy is the one recorded then.
-    assert numpy_accuracy(out / "model.npz") == float(rows[1]["test_acc"])
+    assert numpy_accuracy(out / "model.safetensors") == float(rows[1]["test_acc"])
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -200,7 +210,7 @@ def test_ctrl_c_while_an_epoch_is_being_saved_still_leaves_that_epoch_whole(
 
     def save(*args: Any, **kwargs: Any) -> None:
         calls.append(1)
-        if len(calls) == 2:  # epoch 2: metrics.csv written, model.npz not yet
+        if len(calls) == 2:  # epoch 2: metrics.csv written, model.safetensors not yet
             raise KeyboardInterrupt
         real_save(*args, **kwargs)
 
@@ -210,7 +220,7 @@ def test_ctrl_c_while_an_epoch_is_being_saved_still_leaves_that_epoch_whole(
                            "--out", str(out))  # fmt: skip
     assert code == 130 and "of epoch 2/4" in err
     assert len(metrics_rows(out)) == 2
-    assert load_trained(out / "model.npz").metadata["epochs_completed"] == 2
+    assert load_trained(out / "model.safetensors").metadata["epochs_completed"] == 2
 
 
 def test_a_diverging_run_stops_with_status_1_and_says_why(
@@ -242,5 +252,60 @@ def test_the_model_file_is_a_chainrule_model_file(tmp_path: Path) -> None:
     code = main(["train", "--dataset", "circles", "--epochs", "1", "--no-plots", "--out",
                  str(tmp_path / "c")])  # fmt: skip
     assert code == 0
-    ckpt = chainrule.load(tmp_path / "c" / "model.npz")
+    ckpt = chainrule.load(tmp_path / "c" / "model.safetensors")
     assert ckpt.metadata["dataset"] == "circles" and "layers.0.weight" in ckpt
+
+
+def test_a_write_failure_mid_training_is_one_line_with_status_1_and_what_was_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_save, calls = runs_module.save, []
+
+    def save(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 3:  # the run folder became unwritable during epoch 3
+            raise PermissionError(errno.EACCES, "Permission denied", str(args[1]))
+        real_save(*args, **kwargs)
+
+    monkeypatch.setattr(runs_module, "save", save)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--dataset", "moons", "--epochs", "5",
+                           "--out", str(out))  # fmt: skip
+    assert code == 1 and err.count("\n") == 1, err
+    assert "cannot write the run folder: Permission denied" in err
+    assert "model.safetensors of epoch 2/5" in err and "Traceback" not in err
+    assert load_trained(out / "model.safetensors").metadata["epochs_completed"] == 2
+
+
+def test_a_rejected_run_writes_no_data_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    code, _, err = run_cli(capsys, "train", "--dataset", "mnist1d", "--hidden", "9000,9000",
+                           "--out", str(tmp_path / "run"))  # fmt: skip
+    assert code == 2 and "parameters" in err
+    assert files_under(tmp_path) == []
+
+
+def test_ctrl_c_while_loading_data_is_one_line_with_status_130(tmp_path: Path) -> None:
+    # A fresh cache: generating MNIST-1D takes seconds, so the signal lands while the
+    # command is importing and loading (or, on a fast machine, early in training).
+    env = {**os.environ, CACHE_ENV: str(tmp_path / "cache")}
+    # "ready" once `import chainrule` is done: from there on, main() handles Ctrl-C.
+    script = ("import sys, chainrule.cli; print('ready', flush=True); "
+              "sys.exit(chainrule.cli.main(sys.argv[1:]))")  # fmt: skip
+    run = subprocess.Popen(
+        [sys.executable, "-c", script, "train", "--dataset", "mnist1d", "--no-plots",
+         "--out", str(tmp_path / "run")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert run.stdout is not None and run.stdout.readline().strip() == "ready"
+    time.sleep(0.5)  # importing scikit-learn and mnist1d, generating the data
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists() or "kept" in err
+    cache = tmp_path / "cache"
+    left = [p.name for p in cache.iterdir()] if cache.exists() else []
+    assert not [name for name in left if name.endswith(".tmp")]  # no half-written cache

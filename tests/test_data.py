@@ -310,7 +310,7 @@ def test_mnist1d_comes_from_the_cache_once_generated(
 ) -> None:
     monkeypatch.setenv(crcache.CACHE_ENV, str(mnist1d_cache))
     assert cache_dir() == mnist1d_cache
-    assert [p.suffix for p in mnist1d_cache.iterdir()] == [".npz"]  # no temporary files
+    assert [p.suffix for p in mnist1d_cache.iterdir()] == [".safetensors"]  # no temporary files
     first = load_dataset("mnist1d")
 
     def must_not_run() -> dict[str, np.ndarray]:

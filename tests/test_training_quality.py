@@ -23,5 +23,5 @@ def test_the_defaults_reach_the_quality_target(dataset: str, tmp_path: Path) -> 
     out = tmp_path / dataset
     assert main(["train", "--dataset", dataset, "--no-plots", "--out", str(out)]) == 0
     recorded = float(metrics_rows(out)[-1]["test_acc"])
-    assert recorded == numpy_accuracy(out / "model.npz")
+    assert recorded == numpy_accuracy(out / "model.safetensors")
     assert recorded >= TARGETS[dataset], f"{dataset}: {recorded:.4f}"

@@ -1,6 +1,7 @@
 """An independent check of a saved model: its forward pass in plain NumPy from the file.
 
-Reads ``model.npz`` with ``numpy.load`` (not ``chainrule.load``), standardises the raw data
+Reads ``model.safetensors`` with ``safetensors.numpy`` (not ``chainrule.load``), standardises
+the raw data
 with the recorded mean and std, and runs ``relu(x W₀ᵀ + b₀) ... W_Kᵀ + b_K`` by hand, so
 the accuracy it gives does not go through chainrule's engine, ``evaluate`` or the metrics
 file that it is compared with.
@@ -17,16 +18,18 @@ import numpy as np
 from chainrule.data import load_dataset
 
 
-def read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:  # type: ignore[type-arg]
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    header = json.loads(arrays.pop("__chainrule__").tobytes().decode("utf-8"))
+def read_model_file(path: Path) -> tuple[dict[str, np.ndarray], dict]:  # type: ignore[type-arg]
+    from safetensors import safe_open
+
+    with safe_open(path, framework="numpy") as f:
+        arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+        header = json.loads(f.metadata()["chainrule"])
     return arrays, header["metadata"]
 
 
 def numpy_accuracy(path: Path, split: str = "test") -> float:
     """Accuracy of the ReLU MLP in ``path`` on its data set's split, in float64 NumPy."""
-    weights, meta = read_npz(path)
+    weights, meta = read_model_file(path)
     assert meta["architecture"]["activation"] == "relu"
     seed = meta["config"]["seed"]
     raw = load_dataset(meta["dataset"], seed=seed, standardize=False, dtype="float64")

@@ -3,6 +3,11 @@
 Each subcommand module has ``register(subparsers)``, which adds its parser and sets
 ``func=run`` where ``run(args) -> int``. Bad input is reported by raising ``UsageError``
 (or by argparse itself): one line on stderr, exit status 2, nothing written.
+
+Exit statuses (``EXIT_*``): 0 done; 1 the job failed after it started (training diverged,
+a file could not be written, a model gave non-finite results), with one line saying what
+was kept; 2 bad input or a missing optional dependency (one line naming the extra to
+install); 130 interrupted by Ctrl-C (one line, no traceback, saying what was kept).
 """
 
 from __future__ import annotations
@@ -13,6 +18,11 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from chainrule import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Optional dependencies the commands import, and the extra of chainrule that brings each.
+EXTRAS = {"sklearn": "data", "mnist1d": "data", "scipy": "data", "matplotlib": "viz",
+          "graphviz": "viz"}  # fmt: skip
 
 # Subcommand modules, in the order `chainrule --help` lists them.
 SUBCOMMANDS = ["demo", "train", "evaluate", "toy", "backprop", "memory", "pipeline"]
@@ -29,6 +39,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def plain(text: str) -> str:
+    """A docstring paragraph as help text: one line, without reST's double backticks."""
+    return " ".join(text.replace("``", "").split())
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
@@ -41,13 +56,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; returns its exit status (see the module's docstring)."""
+    command = "chainrule"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = f"chainrule {args.command}"
         return int(args.func(args))
     except UsageError as exc:
-        print(f"chainrule {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        # Commands that write catch Ctrl-C themselves once they have written something;
+        # one that reaches here was still starting (imports, data loading).
+        print(f"{command}: interrupted (Ctrl-C) before anything was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        if root not in EXTRAS:
+            raise
+        print(
+            f"{command}: error: this needs the Python package '{root}', which is not "
+            f"installed: pip install 'chainrule[{EXTRAS[root]}]' (or 'chainrule[all]')",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

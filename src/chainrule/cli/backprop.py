@@ -35,7 +35,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chainrule.lecture.backprop import LOSSES, BackpropCheck, check_backprop, make_problem
+from chainrule.lecture.backprop import (
+    LOSSES,
+    MAX_LAYERS,
+    BackpropCheck,
+    check_backprop,
+    make_problem,
+)
 from chainrule.lecture.backprop_cost import (
     FlopCount,
     MemoryCount,
@@ -110,6 +116,11 @@ def _check_sizes(args: argparse.Namespace) -> None:
             f"got {args.outputs}; pass e.g. --outputs 3"
         )
     d, k = args.width, args.layers
+    if k > MAX_LAYERS:
+        raise UsageError(
+            f"--layers {k}: at most {MAX_LAYERS} layers are checked here (the finite "
+            "differences grow with the square of the depth); lower --layers"
+        )
     params = (args.inputs + 1) * d + (k - 1) * (d + 1) * d + (d + 1) * args.outputs
     if params > MAX_PARAMETERS:
         raise UsageError(

@@ -20,10 +20,12 @@ DEMO_DATASETS = ("moons", "digits")
 
 
 def register(sub: Any) -> None:
+    from chainrule.cli import plain
+
     p = sub.add_parser(
         "demo",
         help="train MLPs on built-in data (two moons, digits): metrics and pictures",
-        description=__doc__.split("\n\n", 1)[1].replace("\n", " "),
+        description=plain(__doc__.split("\n\n", 1)[1]),
     )
     p.add_argument(
         "--engine", choices=("tensor", "scalar"), default="tensor",
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _tensor_demo(out: Path | None) -> int:
+    import importlib.util
     import sys
 
     from chainrule.cli.progress import make_console
@@ -72,6 +75,12 @@ def _tensor_demo(out: Path | None) -> int:
 
     from . import UsageError
 
+    missing = [m for m in ("sklearn", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(
+            f"the demo needs {' and '.join(missing)} (its data sets and pictures): "
+            "pip install 'chainrule[all]'"
+        )
     start = time.perf_counter()
     folder = out if out is not None else _demo_dir()
     try:

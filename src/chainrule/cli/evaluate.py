@@ -1,6 +1,6 @@
 """``chainrule evaluate``: a trained model's accuracy and confusion matrix on a data set.
 
-The model file (``model.npz`` of a run folder) records the architecture, the data set,
+The model file (``model.safetensors`` of a run folder) records the architecture, the data set,
 the seed and the training part's mean and std; the data are standardised with those, so
 the test split is the one the model was measured on while training. Reads only, writes
 nothing.
@@ -17,20 +17,35 @@ if TYPE_CHECKING:
 
 
 def register(sub: Any) -> None:
+    from chainrule.cli import plain
     from chainrule.data import list_datasets
 
     p = sub.add_parser(
         "evaluate",
-        help="accuracy and confusion matrix of a trained model (a run folder's model.npz)",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        help="accuracy and confusion matrix of a trained model (a run folder's model.safetensors)",
+        description=plain(__doc__.split("\n\n")[1]),
     )
-    p.add_argument("--model", type=Path, required=True, help="model.npz from chainrule train")
+    p.add_argument(
+        "--model", type=Path, required=True, help="model.safetensors from chainrule train"
+    )
     p.add_argument(
         "--dataset", choices=list_datasets(), help="default: the one the model was trained on"
     )
     p.add_argument("--split", choices=("test", "train"), default="test", help="default test")
-    p.add_argument("--seed", type=int, help="data seed (default: the training run's, same split)")
+    p.add_argument(
+        "--seed", type=_seed, help="data seed in [0, 2**32) (default: the training run's split)"
+    )
     p.set_defaults(func=run)
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
+    return value
 
 
 def load_model(path: Path) -> TrainedModel:
@@ -44,14 +59,19 @@ def load_model(path: Path) -> TrainedModel:
         raise UsageError(f"--model: no such file '{path}'") from None
     except IsADirectoryError:
         raise UsageError(
-            f"--model: '{path}' is a folder; pass the model file, e.g. {path / 'model.npz'}"
+            f"--model: '{path}' is a folder; pass the model file, e.g. {path / 'model.safetensors'}"
         ) from None
     except ValueError as exc:  # ModelFileError is a ValueError
         raise UsageError(f"--model: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    from chainrule.cli import UsageError
+    import math
+    import sys
+
+    import numpy as np
+
+    from chainrule.cli import EXIT_FAILED, UsageError
     from chainrule.data import dataset_info, load_dataset
     from chainrule.training import confusion_matrix, evaluate
 
@@ -66,16 +86,24 @@ def run(args: argparse.Namespace) -> int:
             f"features and {info.n_classes} classes; evaluate it on {meta['dataset']}"
         )
     seed = args.seed if args.seed is not None else int(meta["config"]["seed"])
-    if seed < 0:
-        raise UsageError(f"--seed must be a non-negative integer, got {seed}")
     try:
         raw = load_dataset(info.name, seed=seed, standardize=False, dtype="float64")
-    except ImportError as exc:
+    except (ImportError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     x_raw, y = (raw.x_test, raw.y_test) if args.split == "test" else (raw.x_train, raw.y_train)
-    result = evaluate(trained.model, trained.transform(x_raw), y)
+    with np.errstate(all="ignore"):  # non-finite weights are reported below, once
+        result = evaluate(trained.model, trained.transform(x_raw), y)
     matrix = confusion_matrix(y, result.predictions, info.n_classes)
     _print(args, trained, info.name, seed, result, matrix)
+    bad = sum(int(np.count_nonzero(~np.isfinite(p.numpy()))) for p in trained.model.parameters())
+    if bad or not math.isfinite(result.loss):
+        print(
+            f"chainrule evaluate: warning: {args.model} holds {bad:,} non-finite weights and "
+            f"the loss is {result.loss}; the numbers above are meaningless (retrain the "
+            "model, e.g. with a lower --lr)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return 0
 
 

@@ -40,11 +40,13 @@ def _png(text: str) -> Path:
 
 
 def register(sub: Any) -> None:
+    from chainrule.cli import plain
+
     p = sub.add_parser(
         "memory",
         help="bytes held over a deep MLP's forward and backward pass, with and without "
         "gradient checkpointing",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        description=plain(__doc__.split("\n\n")[1]),
     )
     p.add_argument("--layers", type=_positive, default=16, help="K hidden layers (default 16)")
     p.add_argument("--width", type=_positive, default=64, help="D units per layer (default 64)")

@@ -38,8 +38,10 @@ def _number(kind: type, minimum: float, what: str) -> Any:
 
 
 def register(sub: Any) -> None:
+    from chainrule.cli import plain
+
     p = sub.add_parser("pipeline", help="pipeline-parallel training on K ranks; timeline.png",
-                       description=__doc__.split("\n\n")[0])  # fmt: skip
+                       description=plain(__doc__.split("\n\n")[0]))  # fmt: skip
     positive = _number(int, 1, "a positive integer")
     p.add_argument("--stages", type=positive, default=2, help="K stages = ranks (default 2)")
     p.add_argument("--microbatches", type=positive, default=4, help="M per batch (default 4)")

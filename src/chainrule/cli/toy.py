@@ -12,7 +12,9 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+import numpy as np
 
 from chainrule.lecture.toy import ACTIVATIONS, PARAMETERS, ToyResult, resolve_activations
 
@@ -103,15 +105,28 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from chainrule.lecture.toy import toy_network
 
-    result = toy_network(args.x, args.y, args.beta, args.omega, args.activation)
+    with np.errstate(all="ignore"):  # overflow is reported below, once
+        result = toy_network(args.x, args.y, args.beta, args.omega, args.activation)
+    overflowed = not all(math.isfinite(v) for v in vars(result.forward).values()) or not all(
+        math.isfinite(g.autograd) and math.isfinite(g.formula) for g in result.grads.values()
+    )
     if args.graph is not None:
         _draw(result, args.graph)
     if args.json:
         print(json.dumps(to_json(result), ensure_ascii=False, indent=2))
     else:
         _print_tables(result, args.graph)
+    if overflowed:
+        print(
+            "chainrule toy: error: the values overflowed (inf or nan in the forward pass or "
+            "the gradients): use smaller --x, --beta, --omega or another --activation",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -124,7 +139,17 @@ def _draw(result: ToyResult, path: Path) -> None:
         picture = draw_dot(result.graph().loss, fmt=fmt).pipe(format=fmt)
     except GraphvizNotFoundError as exc:
         raise UsageError(f"--graph: {exc}") from None
-    path.write_bytes(picture)
+    from chainrule.io import atomic_write
+
+    # Atomic, as model files are: a symbolic link at the target is replaced, never
+    # written through, and a failed write leaves the old picture.
+    def write(f: IO[bytes]) -> None:
+        f.write(picture)
+
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        raise UsageError(f"--graph: cannot write '{path}': {exc.strerror or exc}") from None
 
 
 def _finite_or_none(v: float) -> float | None:

@@ -3,21 +3,25 @@
 Every option left out takes the data set's default (``chainrule.training.DEFAULTS``, shown
 by ``chainrule train --help``). All input is checked, and the data loaded and the model
 built, before anything is written: bad input gets one line and exit status 2. The run
-folder then gets ``config.json`` at once, and ``metrics.csv`` and ``model.npz`` after every
+folder then gets ``config.json`` at once, and ``metrics.csv`` and ``model.safetensors`` after every
 epoch (atomically); ``curves.png`` (and ``decision_boundary.png`` for 2-D data) at the end.
-Ctrl-C stops the run with status 130, keeping the last finished epoch's files.
+Ctrl-C stops the run with status 130, keeping the last finished epoch's files; a file that
+cannot be written (a full disk, a folder made read-only) stops it with status 1, saying
+what was kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from chainrule.training.config import ACTIVATIONS, DEFAULTS, OPTIMIZERS, SCHEDULES
+from chainrule.cli import EXIT_FAILED, EXIT_INTERRUPTED
+from chainrule.training.config import ACTIVATIONS, DEFAULTS, MAX_LR, OPTIMIZERS, SCHEDULES
 
 if TYPE_CHECKING:  # imported lazily at run time: `chainrule --help` stays fast
     from rich.console import Console
@@ -25,7 +29,7 @@ if TYPE_CHECKING:  # imported lazily at run time: `chainrule --help` stays fast
     from chainrule.data import DatasetSplits
     from chainrule.distributed import ProcessGroup
     from chainrule.nn import MLP
-    from chainrule.training import EpochMetrics, TrainConfig
+    from chainrule.training import EpochMetrics, RunWriter, TrainConfig
 
 
 def _int_at_least(low: int, what: str) -> Any:
@@ -93,7 +97,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_int_at_least(1, "a positive integer"))
     p.add_argument("--batch-size", type=_int_at_least(1, "a positive integer"))
     p.add_argument("--optimizer", choices=OPTIMIZERS)
-    p.add_argument("--lr", type=_float_in(0, math.inf, "a positive number", True))
+    p.add_argument("--lr", type=_float_in(0, MAX_LR, f"a positive number below {MAX_LR:g}", True))
     p.add_argument("--weight-decay", type=_float_in(0, math.inf, "a number >= 0", False))
     p.add_argument(
         "--momentum", type=_float_in(0, 1, "a number in [0, 1)", False),
@@ -105,12 +109,13 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
+    from chainrule.cli import plain
     from chainrule.data import list_datasets
 
     p = sub.add_parser(
         "train",
         help="train an MLP on a built-in data set: live progress, run folder, pictures",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        description=plain(__doc__.split("\n\n")[1]),
         epilog=_defaults_table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -164,7 +169,7 @@ def prepare(
     ``check_out=False`` skips the run folder check (ranks other than 0 write nothing).
     """
     from chainrule.cli import UsageError
-    from chainrule.data import load_dataset
+    from chainrule.data import dataset_info, load_dataset
     from chainrule.training import build_model, default_config
     from chainrule.training.config import MAX_PARAMETERS, count_parameters
     from chainrule.training.runs import check_new_run_dir, default_run_dir
@@ -186,16 +191,18 @@ def prepare(
             raise UsageError(
                 "the pictures need matplotlib: pip install 'chainrule[viz]', or pass --no-plots"
             ) from None
-    try:
-        splits = load_dataset(config.dataset, seed=config.seed)
-    except ImportError as exc:
-        raise UsageError(str(exc)) from None
-    n_params = count_parameters(splits.info.n_features, config.hidden, splits.info.n_classes)
+    # Checked from the data set's description, before loading (which may write a cache).
+    info = dataset_info(config.dataset)
+    n_params = count_parameters(info.n_features, config.hidden, info.n_classes)
     if n_params > MAX_PARAMETERS:
         raise UsageError(
             f"--hidden {','.join(map(str, config.hidden))} makes {n_params:,} parameters; at "
             f"most {MAX_PARAMETERS:,} are trained here: use narrower layers"
         )
+    try:
+        splits = load_dataset(config.dataset, seed=config.seed)
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
     model = build_model(config, splits.info)
     return Prepared(config, splits, model, target, plots, threads)
 
@@ -252,24 +259,47 @@ def execute(
             reporter = _Collect(display, p.history)
             fit(p.model, p.splits, p.config, reporter, threads=p.threads, compile=p.compile,
                 process_group=group)  # fmt: skip
-    except (KeyboardInterrupt, TrainingDiverged) as exc:
-        done = len(p.history)
-        if writer.epochs_written < done:
-            # Stopped while the files of the last finished epoch were being written: the
-            # model has not changed since that epoch ended, so finish writing them.
+    except (KeyboardInterrupt, TrainingDiverged, OSError) as exc:
+        raise _stopped(p, writer, exc) from None
+    try:
+        return draw(p) if p.plots else []
+    except OSError as exc:
+        raise Stopped(
+            f"cannot write the pictures: {exc.strerror or exc} ({exc.filename}); kept "
+            f"{writer.metrics_path} and {writer.model_path} of epoch {writer.epochs_written}",
+            EXIT_FAILED,
+        ) from None
+
+
+def _stopped(p: Prepared, writer: RunWriter, exc: BaseException) -> Stopped:
+    """What to tell the user when training stopped early, after keeping what can be kept."""
+    done = len(p.history)
+    write_error = exc if isinstance(exc, OSError) else None
+    if write_error is None and writer.epochs_written < done:
+        # Stopped while the files of the last finished epoch were being written: the
+        # model has not changed since that epoch ended, so finish writing them.
+        try:
             writer.write_epoch(p.model, p.splits, p.history)
-        if done == 0:
+        except OSError as again:
+            write_error = again
+    if writer.epochs_written == 0:
+        with contextlib.suppress(OSError):
             writer.discard()
-            kept = f"no epoch finished, removed {p.out}"
-        else:
-            kept = (
-                f"kept {writer.metrics_path} and {writer.model_path} of epoch "
-                f"{done}/{p.config.epochs} (no pictures)"
-            )
-        if isinstance(exc, KeyboardInterrupt):
-            raise Stopped(f"interrupted during epoch {done + 1}: {kept}", 130) from None
-        raise Stopped(f"{exc}; {kept}", 1) from None
-    return draw(p) if p.plots else []
+        kept = f"no epoch finished, removed {p.out}" if not p.out.exists() else "nothing kept"
+    else:
+        kept = (
+            f"kept {writer.model_path} of epoch {writer.epochs_written}/{p.config.epochs} and "
+            "its metrics (no pictures)"
+        )
+    if isinstance(exc, KeyboardInterrupt):
+        return Stopped(f"interrupted during epoch {done + 1} (Ctrl-C): {kept}", EXIT_INTERRUPTED)
+    if write_error is not None:
+        return Stopped(
+            f"cannot write the run folder: {write_error.strerror or write_error} "
+            f"({write_error.filename}); {kept}",
+            EXIT_FAILED,
+        )
+    return Stopped(f"{exc}; {kept}", EXIT_FAILED)
 
 
 class _Collect:
@@ -313,7 +343,9 @@ def print_summary(console: Console, p: Prepared, pictures: list[Path], seconds: 
         f"({steps / max(train_s, 1e-9):,.0f} steps/s), {seconds:.1f} s in all",
         soft_wrap=True,
     )
-    console.print(f"run folder: {p.out}  (config.json, metrics.csv, model.npz)", soft_wrap=True)
+    console.print(
+        f"run folder: {p.out}  (config.json, metrics.csv, model.safetensors)", soft_wrap=True
+    )
     for path in pictures:
         console.print(f"picture: {path}", soft_wrap=True)
 

@@ -1,8 +1,9 @@
 """A per-user cache for generated arrays, so that slow generators run once per machine.
 
-Entries are ``.npz`` files named by a hash of the generator's arguments, written atomically
-(``chainrule.io.atomic_write``) and read with ``allow_pickle=False``. A missing, stale or
-damaged entry is simply regenerated; a cache directory that cannot be written is skipped.
+Entries are safetensors files named by a hash of the generator's arguments, written
+atomically (``chainrule.io.atomic_write``); safetensors checks every byte range against the
+file before allocating, and runs no code. A missing, stale or damaged entry is simply
+regenerated; a cache directory that cannot be written is skipped.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
+import zlib
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from chainrule.io import atomic_write, write_npz
+from chainrule.io import atomic_write
 
 CACHE_ENV = "CHAINRULE_CACHE_DIR"
 
@@ -41,17 +42,28 @@ def cache_path(kind: str, params: Mapping[str, Any]) -> Path:
     """The cache file for ``kind`` generated with ``params`` (JSON-serialisable)."""
     text = json.dumps(dict(params), sort_keys=True)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-    return cache_dir() / f"{kind}-{digest}.npz"
+    return cache_dir() / f"{kind}-{digest}.safetensors"
 
 
 def _read(path: Path, keys: Collection[str]) -> dict[str, np.ndarray] | None:
+    from safetensors import SafetensorError, safe_open
+
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not set(keys) <= set(npz.files):
-                return None
-            return {k: npz[k] for k in keys}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        with safe_open(path, framework="numpy") as f:
+            crc = (f.metadata() or {}).get("crc32")
+            found = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+    except (OSError, ValueError, SafetensorError):
         return None  # missing or damaged: regenerate
+    if not set(keys) <= set(found) or crc != _checksum(found):
+        return None  # stale, or a flipped bit (safetensors has no checksum of its own)
+    return {k: found[k] for k in keys}
+
+
+def _checksum(arrays: Mapping[str, np.ndarray]) -> str:
+    crc = 0
+    for name in sorted(arrays):
+        crc = zlib.crc32(np.ascontiguousarray(arrays[name]).data, crc)
+    return str(crc & 0xFFFFFFFF)
 
 
 def cached_arrays(
@@ -72,10 +84,13 @@ def cached_arrays(
     found = _read(path, keys)
     if found is not None:
         return found
-    arrays = {k: np.asarray(v) for k, v in make().items()}
+    from safetensors.numpy import save
+
+    arrays = {k: np.require(np.asarray(v), requirements="C") for k, v in make().items()}
+    blob = save(arrays, metadata={"crc32": _checksum(arrays)})
 
     def write(f: IO[bytes]) -> None:
-        write_npz(f, arrays)
+        f.write(blob)
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

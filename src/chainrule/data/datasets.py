@@ -202,6 +202,11 @@ def load_dataset(
     """
     source = _source(name, "load_dataset")
     info = source.info
+    if not (isinstance(seed, int | np.integer) and not isinstance(seed, bool)
+            and 0 <= seed < 2**32):  # fmt: skip
+        raise ValueError(
+            f"load_dataset({info.name!r}): seed must be an integer in [0, 2**32), got {seed!r}."
+        )
     if not source.synthetic and (n_samples is not None or noise is not None):
         raise ValueError(
             f"load_dataset({info.name!r}): n_samples and noise apply to generated 2-D data "

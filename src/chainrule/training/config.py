@@ -16,6 +16,8 @@ SCHEDULES = ("cosine", "constant")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 #: Refuse networks that would not fit a laptop's memory or finish in reasonable time.
 MAX_PARAMETERS = 50_000_000
+#: Learning rates at or above this overflow to inf in the schedules' arithmetic.
+MAX_LR = 1e300
 
 
 @dataclass(frozen=True)
@@ -156,8 +158,8 @@ def check_config(c: TrainConfig) -> None:
             raise bad(name, "a positive integer", getattr(c, name))
     if c.optimizer not in OPTIMIZERS:
         raise bad("optimizer", f"one of {', '.join(OPTIMIZERS)}", c.optimizer)
-    if not (finite(c.lr) and c.lr > 0):
-        raise bad("lr", "a positive finite number", c.lr)
+    if not (finite(c.lr) and 0 < c.lr < MAX_LR):
+        raise bad("lr", f"a positive number below {MAX_LR:g}", c.lr)
     if not (finite(c.weight_decay) and c.weight_decay >= 0):
         raise bad("weight_decay", "a finite number >= 0", c.weight_decay)
     if not (finite(c.momentum) and 0 <= c.momentum < 1):

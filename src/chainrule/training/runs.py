@@ -4,12 +4,12 @@ A run folder holds
 
 - ``config.json``: the ``TrainConfig`` (plus chainrule's version and the start time);
 - ``metrics.csv``: one row per finished epoch (``METRIC_COLUMNS``);
-- ``model.npz``: the weights (``chainrule.save``) with the metadata ``load_trained`` needs:
+- ``model.safetensors``: the weights (``chainrule.save``) with the metadata ``load_trained`` needs:
   architecture, activation, dtype, data set, class names, the training part's mean and
   std (to standardise new inputs the same way) and the last epoch's metrics;
 - ``curves.png`` and, for 2-D data, ``decision_boundary.png`` (``chainrule.training.plots``).
 
-``metrics.csv`` and ``model.npz`` are rewritten after every epoch, each atomically
+``metrics.csv`` and ``model.safetensors`` are rewritten after every epoch, each atomically
 (``chainrule.io.atomic_write``): an interrupted run keeps its last finished epoch.
 """
 
@@ -18,9 +18,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import json
+import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
@@ -35,7 +38,7 @@ from chainrule.training.loop import EpochMetrics
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
-MODEL_FILE = "model.npz"
+MODEL_FILE = "model.safetensors"
 CURVES_FILE = "curves.png"
 BOUNDARY_FILE = "decision_boundary.png"
 METRIC_COLUMNS = (
@@ -167,7 +170,7 @@ class RunWriter:
     def write_epoch(
         self, model: nn.Module, splits: DatasetSplits, history: list[EpochMetrics]
     ) -> None:
-        """Rewrite ``metrics.csv`` and ``model.npz`` for the epochs in ``history``."""
+        """Rewrite ``metrics.csv`` and ``model.safetensors`` for the epochs in ``history``."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(METRIC_COLUMNS)
@@ -229,28 +232,116 @@ class TrainedModel:
         return arr.astype(self.dtype)
 
 
+def _is_int(v: Any, low: int = 0, high: float = math.inf) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v < high
+
+
+def _numbers(v: Any, n: int, positive: bool) -> bool:
+    return (
+        isinstance(v, list)
+        and len(v) == n
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+        and all(math.isfinite(x) and (x > 0 or not positive) for x in v)
+    )
+
+
+def check_trained_metadata(meta: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+    """Check a model file's metadata as a whole, and against the tensors it holds, before
+    anything it describes is built; raise ``ValueError`` with the first problem."""
+    from chainrule.data import dataset_info
+    from chainrule.training.config import ACTIVATIONS, MAX_PARAMETERS
+
+    arch = meta.get("architecture")
+    if meta.get("kind") != MODEL_KIND or not isinstance(arch, dict):
+        raise ValueError(
+            "it is a chainrule model file but not one written by 'chainrule train' (its "
+            "metadata has no architecture); evaluate models from a run folder"
+        )
+    n_in, hidden, n_out = arch.get("in_features"), arch.get("hidden"), arch.get("out_features")
+    if not (_is_int(n_in, 1) and _is_int(n_out, 1) and isinstance(hidden, list) and hidden
+            and all(_is_int(h, 1) for h in hidden)):  # fmt: skip
+        raise ValueError(
+            f"architecture in_features {n_in!r}, hidden {hidden!r}, out_features {n_out!r} "
+            "are not positive integer layer sizes"
+        )
+    if arch.get("activation") not in ACTIVATIONS:
+        raise ValueError(f"architecture.activation {arch.get('activation')!r} is not one of "
+                         f"{', '.join(ACTIVATIONS)}")  # fmt: skip
+    dropout = arch.get("dropout")
+    if not (isinstance(dropout, int | float) and not isinstance(dropout, bool)
+            and 0 <= dropout < 1):  # fmt: skip
+        raise ValueError(f"architecture.dropout {dropout!r} is not a probability in [0, 1)")
+    if arch.get("dtype") not in ("float32", "float64"):
+        raise ValueError(f"architecture.dtype {arch.get('dtype')!r} is not float32 or float64")
+    sizes: list[int] = [int(n_in), *hidden, int(n_out)]  # type: ignore[arg-type]
+    # The tensors actually present must be the layers the metadata describes, shape by
+    # shape: a few bytes of metadata must not make us build a network of gigabytes.
+    weights = sorted(
+        (int(k.split(".")[1]), v.shape) for k, v in arrays.items()
+        if k.startswith("layers.") and k.endswith(".weight") and k.split(".")[1].isdigit()
+    )  # fmt: skip
+    expected = [(b, a) for a, b in itertools.pairwise(sizes)]
+    found = [tuple(shape) for _, shape in weights]
+    if found != expected or len(arrays) != 2 * len(expected):
+        raise ValueError(
+            f"its metadata describes layers {'-'.join(map(str, sizes))} (weights "
+            f"{expected}), but the file holds {len(arrays)} tensors with weights {found}"
+        )
+    if sum((a + 1) * b for a, b in itertools.pairwise(sizes)) > MAX_PARAMETERS:
+        raise ValueError(f"its layers {sizes} exceed {MAX_PARAMETERS:,} parameters")
+    name = meta.get("dataset")
+    try:
+        info = dataset_info(name) if isinstance(name, str) else None
+    except ValueError:
+        info = None
+    if info is None:
+        raise ValueError(f"dataset {name!r} is not a built-in data set")
+    names = meta.get("class_names")
+    if not (isinstance(names, list) and len(names) == n_out):
+        raise ValueError(f"class_names {names!r} is not a list of {n_out} names")
+    std = meta.get("standardize")
+    if not (isinstance(std, dict) and (
+        (std.get("mean") is None and std.get("std") is None)
+        or (_numbers(std.get("mean"), sizes[0], False) and _numbers(std.get("std"), sizes[0], True))
+    )):  # fmt: skip
+        raise ValueError(
+            f"standardize must hold a mean and a positive std of {n_in} finite numbers each "
+            "(or both null)"
+        )
+    config = meta.get("config")
+    if not isinstance(config, dict) or not _is_int(config.get("seed"), 0, 2**32):
+        seed = config.get("seed") if isinstance(config, dict) else None
+        raise ValueError(f"config.seed {seed!r} is not an integer in [0, 2**32)")
+    if not _is_int(meta.get("epochs_completed"), 0):
+        raise ValueError(
+            f"epochs_completed {meta.get('epochs_completed')!r} is not a non-negative integer"
+        )
+
+
 def load_trained(path: PathLike) -> TrainedModel:
     """Rebuild the model that ``chainrule train`` saved to ``path``.
 
+    The metadata is checked as a whole, and against the tensors in the file, before the
+    model is built (``check_trained_metadata``).
+
     Raises:
         FileNotFoundError, chainrule.io.ModelFileError: from ``chainrule.load``.
-        ValueError: the file is a chainrule model file but not one written by training
-            (its metadata lacks the architecture), or its weights do not fit it.
+        ValueError: the file is a chainrule model file but not one written by training, or
+            its metadata is incomplete, inconsistent or does not fit its weights.
     """
     ckpt = load(path)
     meta = ckpt.metadata
-    arch = meta.get("architecture") if meta.get("kind") == MODEL_KIND else None
-    if not isinstance(arch, dict):
-        raise ValueError(
-            f"'{path}' is a chainrule model file but not one written by 'chainrule train' "
-            "(its metadata has no architecture); evaluate models from a run folder"
-        )
+    try:
+        check_trained_metadata(meta, ckpt)
+    except ValueError as exc:
+        raise ValueError(f"'{path}': {exc}") from None
+    arch = meta["architecture"]
     try:
         model = nn.MLP(
-            int(arch["in_features"]),
-            [int(h) for h in arch["hidden"]],
-            int(arch["out_features"]),
-            activation=str(arch["activation"]),
+            arch["in_features"],
+            arch["hidden"],
+            arch["out_features"],
+            activation=arch["activation"],
             dropout=float(arch["dropout"]),
             dtype=np.dtype(arch["dtype"]),
             rng=0,

@@ -1,0 +1,48 @@
+"""The ``chainrule`` command as a whole: ``python -m chainrule``, help text, exit statuses
+and missing optional dependencies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chainrule.cli import EXIT_USAGE, SUBCOMMANDS, main
+
+
+def test_python_dash_m_chainrule_runs_the_command_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "chainrule", "toy", "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert '"max_disagreement"' in done.stdout
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help_has_no_restructuredtext_markup(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: chainrule " in out and "``" not in out
+
+
+def test_a_missing_optional_package_names_the_extra_in_one_line(
+    tmp_path: Path,
+) -> None:
+    # sys.modules[name] = None makes `import sklearn` fail as it does where chainrule was
+    # installed without [data].
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['sklearn'] = None; "
+         "from chainrule.cli import main; sys.exit(main(['demo', '--out', 'x']))"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "chainrule[all]" in done.stderr and "sklearn" in done.stderr
+    assert not (tmp_path / "x").exists()
