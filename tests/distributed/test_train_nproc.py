@@ -33,8 +33,8 @@ def test_two_ranks_with_half_the_batch_train_the_model_of_one_process(tmp_path: 
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
     assert two.stdout.count("run folder:") == 1  # rank 0 alone prints
-    a = load_trained(tmp_path / "one" / "model.npz").model.state_dict()
-    b = load_trained(tmp_path / "two" / "model.npz").model.state_dict()
+    a = load_trained(tmp_path / "one" / "model.safetensors").model.state_dict()
+    b = load_trained(tmp_path / "two" / "model.safetensors").model.state_dict()
     for name in a:
         assert a[name].dtype == np.float32
         assert np.abs(a[name]).max() > 0.01
@@ -60,9 +60,9 @@ def test_ctrl_c_keeps_the_last_finished_epoch_of_a_multi_rank_run(tmp_path: Path
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while not (out / "model.npz").exists() and time.monotonic() < deadline:
+        while not (out / "model.safetensors").exists() and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert (out / "model.npz").exists(), "no epoch finished in time"
+        assert (out / "model.safetensors").exists(), "no epoch finished in time"
         time.sleep(0.5)
         os.killpg(p.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
         _, err = p.communicate(timeout=30)
@@ -72,11 +72,11 @@ def test_ctrl_c_keeps_the_last_finished_epoch_of_a_multi_rank_run(tmp_path: Path
             p.communicate()
     assert p.returncode == 130
     assert "interrupted: stopped 2 ranks; kept" in err, err
-    assert {f.name for f in out.iterdir()} == {"config.json", "metrics.csv", "model.npz"}
+    assert {f.name for f in out.iterdir()} == {"config.json", "metrics.csv", "model.safetensors"}
     rows = read_metrics(out / "metrics.csv")
     assert len(rows) >= 1
     # The model file is the one of the last epoch in metrics.csv, as after a 1-rank Ctrl-C.
-    assert load_trained(out / "model.npz").metadata["epochs_completed"] == len(rows)
+    assert load_trained(out / "model.safetensors").metadata["epochs_completed"] == len(rows)
 
 
 def test_bad_options_are_reported_once_before_any_rank_starts(tmp_path: Path) -> None:
