@@ -46,3 +46,34 @@ def test_a_missing_optional_package_names_the_extra_in_one_line(
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert "chainrule[all]" in done.stderr and "sklearn" in done.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_ctrl_c_while_the_package_is_still_importing_is_one_line_and_130() -> None:
+    # The console script's entry point imports chainrule only inside main(): a Ctrl-C that
+    # lands during that import (simulated here, deterministically) is caught there.
+    script = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "def slow(name, *args, **kwargs):\n"
+        "    if name == 'chainrule.cli':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = slow\n"
+        "import chainrule_launch\n"
+        "sys.exit(chainrule_launch.main())\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert run.returncode == 130
+    assert "Traceback" not in run.stderr and run.stderr.count("\n") == 1
+    assert "interrupted (Ctrl-C) while starting" in run.stderr
+
+
+def test_the_console_script_runs_through_the_launcher() -> None:
+    script = Path(sys.executable).parent / "chainrule"
+    run = subprocess.run(
+        [str(script), "--version"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert run.returncode == 0 and run.stdout.startswith("chainrule ")
+    assert "chainrule_launch" in script.read_text()
