@@ -121,7 +121,7 @@ def _walk(
     Visits the graph in reverse topological order; at each node it runs the hooks, keeps
     the gradient if it is asked for (a leaf's or a retained one; with ``wanted``, those of
     the requested inputs), checks that nothing saved was changed in place, asks the rule
-    (``Primitive.input_grads``) for the gradients of the inputs that need one, fits each
+    (``Primitive.dispatch``) for the gradients of the inputs that need one, fits each
     to its input (``_fit``), adds it to what that input has received, and releases what the
     node saved. Returns the (tensor, gradient) pairs kept.
 
@@ -180,10 +180,13 @@ def _walk(
             needed = ctx.parents
             if relevant is not None:  # only inputs that lead to a requested one: no work
                 needed = [i for i in needed if args[i] in relevant]
+            kwargs = ctx.kwargs
+            if prim.residual:  # the rules take what the forward pass kept for them
+                kwargs = {**kwargs, "residual": None if create_graph else ctx.residual}
             if create_graph:  # the rules run on Tensors: the backward pass is recorded
-                gis = prim.input_grads(needed, _as_tensor(g), node, args, ctx.kwargs, None)
+                gis = prim.dispatch(needed, _as_tensor(g), node, *args, **kwargs)
             else:  # on the arrays the forward pass saw
-                gis = prim.input_grads(needed, g, node._data, raw, ctx.kwargs, ctx.residual)
+                gis = prim.dispatch(needed, g, node._data, *raw, **kwargs)
             k = -1
             for i in needed:
                 k += 1
@@ -282,9 +285,8 @@ def _store_array_grads(found: list[tuple[Tensor, np.ndarray]]) -> None:
         stored.add(id(g))
         if t.grad is None:
             t.grad = Tensor._wrap(g)
-        else:
-            with grad_mode.no_grad():
-                t.grad = t.grad + Tensor._wrap(g)
+        else:  # a new array, as `+` gives (the old .grad may be held elsewhere)
+            t.grad = Tensor._wrap(t.grad._data + g)
     if _post_accumulate_hooks:
         _run_post_accumulate_hooks(found)
 

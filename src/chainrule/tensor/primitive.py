@@ -49,6 +49,7 @@ class Primitive:
         "argnum_rule",
         "argnums_rule",
         "differentiable",
+        "dispatch",
         "fn",
         "name",
         "quiet",
@@ -72,6 +73,10 @@ class Primitive:
         self.rules: tuple[VJPRule | None, ...] = ()
         self.argnum_rule: ArgnumRule | None = None
         self.argnums_rule: ArgnumsRule | None = None
+        # What backward calls: ``dispatch(needed, g, ans, *inputs, **kwargs)`` gives the
+        # gradients of the inputs at positions ``needed``. Set with the rules (defvjp...):
+        # a joint rule is called directly, one frame less per node in every backward pass.
+        self.dispatch: Callable[..., Sequence[Any]] = self._per_input
         # True: the rules may divide by zero or meet inf - inf on finite inputs (sqrt's at
         # 0, log's, division's), so a normal backward pass runs them under
         # np.errstate(divide="ignore", invalid="ignore"): IEEE results without warnings, as
@@ -156,20 +161,19 @@ class Primitive:
         residual: Any = None,
     ) -> Sequence[Any]:
         """The gradients for the inputs at positions ``needed``, before they are fitted to
-        the inputs' shapes: the one place where rules are dispatched.
+        the inputs' shapes.
 
         ``args`` are the inputs as the rules get them (arrays in a normal backward pass,
         Tensors when it is recorded); ``residual`` is what a primitive_with_residual kept
-        (None when the rules must recompute it).
+        (None when the rules must recompute it). The rules are reached through
+        ``self.dispatch``, the one place where they are dispatched.
         """
         if self.residual:
             kwargs = {**kwargs, "residual": residual}
-        joint = self.argnums_rule
-        if joint is not None:
-            return joint(needed, g, ans, *args, **kwargs)
-        one = self.argnum_rule
-        if one is not None:
-            return [one(i, g, ans, args, kwargs) for i in needed]
+        return self.dispatch(needed, g, ans, *args, **kwargs)
+
+    def _per_input(self, needed: Sequence[int], g: Any, ans: Any, *args: Any, **kwargs: Any) -> Any:
+        """``dispatch`` for rules registered one per input (``defvjp``)."""
         rules = self.rules
         grads = []
         for i in needed:
@@ -181,6 +185,12 @@ class Primitive:
                 )
             grads.append(rule(g, ans, *args, **kwargs) if kwargs else rule(g, ans, *args))
         return grads
+
+    def _one_rule(self, needed: Sequence[int], g: Any, ans: Any, *args: Any, **kwargs: Any) -> Any:
+        """``dispatch`` for one rule of every input (``defvjp_argnum``)."""
+        one = self.argnum_rule
+        assert one is not None
+        return [one(i, g, ans, args, kwargs) for i in needed]
 
     def vjp(
         self, argnum: int, g: Any, ans: Any, args: Sequence[Any], kwargs: dict[str, Any]
@@ -213,6 +223,7 @@ def defvjp(prim: Primitive, *rules: VJPRule | None) -> None:
     """Register one VJP rule per input: ``rule(g, ans, *inputs, **kwargs)``; None = no grad."""
     prim.rules = rules
     prim.argnum_rule = prim.argnums_rule = None
+    prim.dispatch = prim._per_input
 
 
 def defvjp_argnum(prim: Primitive, rule: ArgnumRule) -> None:
@@ -220,6 +231,7 @@ def defvjp_argnum(prim: Primitive, rule: ArgnumRule) -> None:
     prim.argnum_rule = rule
     prim.rules = ()
     prim.argnums_rule = None
+    prim.dispatch = prim._one_rule
 
 
 def defvjp_argnums(prim: Primitive, rule: ArgnumsRule) -> None:
@@ -233,6 +245,7 @@ def defvjp_argnums(prim: Primitive, rule: ArgnumsRule) -> None:
     prim.argnums_rule = rule
     prim.rules = ()
     prim.argnum_rule = None
+    prim.dispatch = rule
 
 
 class Context:
