@@ -218,12 +218,13 @@ class Module:
         for p in self.parameters():
             new = _converted(p._data, where, dt)
             if new is not p._data:
-                p._data = new
+                # (An array handed out before, .numpy(), is no longer this tensor's memory.)
+                p._data, p._fp = new, None
                 mark_modified(p)
             if p.grad is not None:
                 g = _converted(p.grad._data, where, dt)
                 if g is not p.grad._data:
-                    p.grad._data = g
+                    p.grad._data, p.grad._fp = g, None
                     mark_modified(p.grad)
         for module in self.modules():
             for name in _buffer_names(module):

@@ -160,7 +160,7 @@ def _like(t: Any, dtype: Any, device: Any) -> tuple[tuple[int, ...], Any, Any]:
         data = np.asarray(data)
     if dtype is None:
         # (The NumPy dtype of another library's array, from an empty host copy of it.)
-        dtype = data.dtype if type(data) is np.ndarray else devices.to_host(data[...][:0]).dtype
+        dtype = devices.host_dtype(data)
     if device is None:
         device = devices.device_of(data)
     return data.shape, dtype, device

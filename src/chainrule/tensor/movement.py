@@ -51,7 +51,7 @@ def parse_to(args: tuple[Any, ...], kwargs: dict[str, Any], op: str) -> tuple[An
         )
     for a in args:
         if hasattr(a, "_data") and hasattr(a, "device"):  # another tensor: its device, dtype
-            dev, dtype = a.device, a.dtype
+            dev, dtype = a.device, devices.host_dtype(a._data)
         elif isinstance(a, str | devices.device):
             dev = a
         elif isinstance(a, int) and not isinstance(a, bool):

@@ -258,7 +258,7 @@ class Tensor(TensorMethods):
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         """Start (or stop) recording operations on this leaf tensor; returns it."""
-        if flag and not dtypes.is_differentiable(self.dtype):
+        if flag and not dtypes.is_differentiable(devices.host_dtype(self._data)):
             raise TypeError(
                 f"requires_grad: only floating-point tensors can require gradients; this one "
                 f"is {self.dtype}. An integer-valued function is piecewise constant, so its "

@@ -199,10 +199,13 @@ class TorchMethods:
         """
         dev, dtype = movement.parse_to(args, kwargs, "Tensor.to")
         out: Tensor = self  # type: ignore[assignment]
+        dt = None if dtype is None else np.dtype(dtype)
+        if dt is not None and type(out._data) is np.ndarray and dt != out._data.dtype:
+            out = ops.astype(out, dt)  # cast where NumPy computes, before a move
         if dev is not None:
             out = movement.tensor_to(out, dev, "Tensor.to")
-        if dtype is not None and np.dtype(dtype) != out._data.dtype:
-            out = ops.astype(out, np.dtype(dtype))
+        if dt is not None and devices.host_dtype(out._data) != dt:
+            out = ops.astype(out, dt)
         return out
 
     def cpu(self) -> Tensor:
