@@ -166,18 +166,23 @@ def device_of(array: Any) -> device:
     return CPU
 
 
-def resolve(dev: Any, op: str) -> device:
+def resolve(dev: Any, op: str, instead: str | None = None) -> device:
     """``dev`` as a usable device with its index, or an error saying why it is not usable
-    (the library or the hardware missing, or an index out of range) and what to do."""
+    (the library or the hardware missing, or an index out of range) and what to do
+    (``instead``: the advice that ends the error; by default how to choose in code)."""
     d = dev if isinstance(dev, device) else device(dev)
     if d.type == "cpu":
         return CPU
     kind = device_type(d.type)
     n = kind.count()
     if n == 0:
+        if instead is None:
+            instead = (
+                f"Use 'cpu', or pick the device with '{d.type}' if "
+                f"chainrule.{d.type}.is_available() else 'cpu'."
+            )
         raise RuntimeError(
-            f"{op}: device {str(d)!r} is not available: {kind.unavailable()} Use 'cpu', or "
-            f"pick the device with '{d.type}' if chainrule.{d.type}.is_available() else 'cpu'."
+            f"{op}: device {str(d)!r} is not available: {kind.unavailable()} {instead}"
         )
     index = kind.current() if d.index is None else d.index
     if index >= n:
