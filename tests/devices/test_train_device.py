@@ -113,8 +113,8 @@ def test_chainrule_train_device_cuda_writes_a_host_model_file(
     gpu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    code, stdout, err = run_cli(capsys, "train", "--dataset", "moons", "--epochs", "2",
-                                "--hidden", "8", "--device", "cuda:1", "--out", str(out))  # fmt: skip
+    code, _, err = run_cli(capsys, "train", "--dataset", "moons", "--epochs", "2", "--hidden",
+                           "8", "--device", "cuda:1", "--out", str(out))  # fmt: skip
     assert code == 0, err
     assert json.loads((out / "config.json").read_text())["device"] == "cuda:1"
     ckpt = cr.load(out / "model.safetensors")

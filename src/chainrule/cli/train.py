@@ -185,11 +185,10 @@ def prepare(
     """
     from chainrule.cli import UsageError
     from chainrule.data import dataset_info, load_dataset
+    from chainrule.tensor.device import resolve
     from chainrule.training import build_model, default_config
     from chainrule.training.config import MAX_PARAMETERS, count_parameters
     from chainrule.training.runs import check_new_run_dir, default_run_dir
-
-    from chainrule.tensor.device import resolve
 
     try:
         # First: nothing else is worth checking without it.
