@@ -1,0 +1,63 @@
+"""benchmarks/gpu.py, checked where no GPU is: its three candidates make the same step
+(run on the CPU: NumPy for CuPy, PyTorch's CPU device), and it says why it measures
+nothing on a machine without CuPy or a GPU."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def gpu_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "benchmarks" / "gpu.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_three_candidates_make_the_same_training_step(gpu_bench: Any) -> None:
+    params, x, y = gpu_bench.initial([6, 8, 5, 3], batch=7, seed=1)
+    start = [w.copy() for w, _ in params] + [b.copy() for _, b in params]
+    runs = {
+        "hand": gpu_bench.handwritten(np, params, x, y),
+        "chainrule": gpu_bench.chainrule_step(params, x, y, "cpu"),
+        "torch": gpu_bench.torch_step(params, x, y, "cpu"),
+    }
+    losses = {name: [float(step().item()) for _ in range(2)] for name, (step, _) in runs.items()}
+    after = {name: read() for name, (_, read) in runs.items()}
+    for name in ("hand", "chainrule"):
+        np.testing.assert_allclose(losses[name], losses["torch"], rtol=1e-5)
+        for a, b, w0 in zip(after[name], after["torch"], start, strict=True):
+            assert not np.allclose(a, w0)  # the step changed every array
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_step_flops_counts_forward_and_the_needed_backward_products(gpu_bench: Any) -> None:
+    # sizes 2-3-4, batch 5: forward 2·5·(6+12), ∂Ω of both layers the same, ∂h of the second
+    assert gpu_bench.step_flops([2, 3, 4], 5) == 180 + 180 + 120
+
+
+def test_without_a_gpu_it_says_why_and_exits_0_or_1_if_required(
+    gpu_bench: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "cupy", None)  # CuPy absent, whatever this machine has
+    assert gpu_bench.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("gpu.py: no GPU: CuPy does not import") and "chainrule[cuda]" in out
+    assert gpu_bench.main(["--require-gpu"]) == 1
+
+
+def test_unknown_sizes_are_refused(gpu_bench: Any) -> None:
+    with pytest.raises(SystemExit):
+        gpu_bench.main(["--sizes", "huge"])
