@@ -70,3 +70,17 @@ def stand_in_cuda(count: int = 2) -> Iterator[Any]:
         yield xp
     finally:
         devices.unregister_device_type("cuda", previous)
+
+
+def on_gpu(t: Any, index: int = 0) -> bool:
+    """Whether tensor ``t``'s array really lives on GPU ``index``: not a NumPy array, and
+    on the stand-in, on array-api-strict's device for that index (not only registered so)."""
+    data = t._data
+    if type(data) is np.ndarray:
+        return False
+    if STRICT_AVAILABLE:
+        import array_api_strict as xp
+
+        if isinstance(data, type(xp.asarray(0.0))):
+            return bool(data.device == xp.Device(f"device{index + 1}"))
+    return devices.device_of(data) == devices.device("cuda", index)

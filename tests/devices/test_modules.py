@@ -16,6 +16,7 @@ import torch
 
 import chainrule as cr
 from chainrule import nn
+from tests.devices.stand_in import on_gpu
 
 
 class Counted(nn.Module):
@@ -41,11 +42,6 @@ class TorchCounted(torch.nn.Module):
         self.register_buffer("mask", torch.ones(2), persistent=False)
 
 
-def is_device_array(t: Any, index: int = 0) -> bool:
-    data = t._data
-    return type(data) is not np.ndarray and data.device == type(data.device)(f"device{index + 1}")
-
-
 def test_buffers_are_found_and_saved_as_pytorch_does() -> None:
     ours, theirs = Counted(), TorchCounted()
     assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()]
@@ -61,18 +57,18 @@ def test_register_buffer_rejects_what_pytorch_rejects() -> None:
         m.register_buffer("w", nn.Parameter(np.zeros(1)))
 
 
-def test_module_to_keeps_parameters_and_moves_buffers_as_pytorch(gpu: Any) -> None:
+def test_module_to_keeps_parameters_and_moves_buffers_as_pytorch(two_gpus: Any) -> None:
     model = Counted()
     params = list(model.parameters())
     buffers = dict(model.named_buffers())
     values = {n: p.numpy().copy() for n, p in model.named_parameters()}
     assert model.to("cuda:1") is model
     for p, (name, q) in zip(params, model.named_parameters(), strict=True):
-        assert p is q and is_device_array(p, 1) and isinstance(p, nn.Parameter)
+        assert p is q and on_gpu(p, 1) and isinstance(p, nn.Parameter)
         assert p.requires_grad and p.is_leaf
         assert np.array_equal(p.cpu().numpy(), values[name])
     for name, b in model.named_buffers():
-        assert b is not buffers[name] and is_device_array(b, 1)  # new tensors, as PyTorch's
+        assert b is not buffers[name] and on_gpu(b, 1)  # new tensors, as PyTorch's
     assert model.steps.item() == 5 and model.running_mean.device == "cuda:1"
     # The same semantics as PyTorch's (on the CPU: identity is what is compared).
     tm = TorchCounted()
@@ -101,7 +97,7 @@ def test_module_to_moves_the_gradients_and_keeps_them(gpu: Any) -> None:
     assert grad is not None
     expected = grad.numpy().copy()
     model.cuda()
-    assert model.weight.grad is grad and is_device_array(grad)
+    assert model.weight.grad is grad and on_gpu(grad)
     assert np.array_equal(grad.cpu().numpy(), expected)
     model.cpu()
     assert model.weight.grad is grad and type(grad.numpy()) is np.ndarray
@@ -113,7 +109,7 @@ def test_an_optimizer_built_before_the_move_still_holds_the_models_parameters(gp
     model.to("cuda")
     held = opt.param_groups[0]["params"]
     assert held[0] is model.weight and held[1] is model.bias
-    assert all(is_device_array(p) for p in held)
+    assert all(on_gpu(p) for p in held)
 
 
 def test_state_dict_of_a_device_model_is_numpy_in_host_memory(gpu: Any) -> None:
@@ -127,16 +123,16 @@ def test_state_dict_of_a_device_model_is_numpy_in_host_memory(gpu: Any) -> None:
         assert np.array_equal(state[name], value) and state[name].dtype == value.dtype
 
 
-def test_loading_into_a_device_model_keeps_it_there(gpu: Any) -> None:
+def test_loading_into_a_device_model_keeps_it_there(two_gpus: Any) -> None:
     model = Counted().to("cuda:1")
     weight = model.linear.weight
     source = Counted()
     source.linear.weight.data = cr.full((2, 3), 0.25)
     source.steps.data = cr.tensor(9)
     model.load_state_dict(source.state_dict())
-    assert model.linear.weight is weight and is_device_array(weight, 1)
+    assert model.linear.weight is weight and on_gpu(weight, 1)
     assert weight.cpu().tolist() == [[0.25] * 3] * 2
-    assert model.steps.item() == 9 and is_device_array(model.steps, 1)
+    assert model.steps.item() == 9 and on_gpu(model.steps, 1)
 
 
 def test_load_state_dict_still_reports_mismatches_for_device_models(gpu: Any) -> None:
@@ -147,7 +143,9 @@ def test_load_state_dict_still_reports_mismatches_for_device_models(gpu: Any) ->
         model.load_state_dict(state)
 
 
-def test_saving_a_device_model_writes_host_arrays_and_loads_back(gpu: Any, tmp_path: Path) -> None:
+def test_saving_a_device_model_writes_host_arrays_and_loads_back(
+    two_gpus: Any, tmp_path: Path
+) -> None:
     cr.manual_seed(1)
     model = Counted().to("cuda")
     path = tmp_path / "model.safetensors"
@@ -164,7 +162,7 @@ def test_saving_a_device_model_writes_host_arrays_and_loads_back(gpu: Any, tmp_p
     fresh = Counted().to("cuda:1")
     fresh.load_state_dict(ckpt)
     assert np.array_equal(fresh.linear.weight.cpu().numpy(), model.linear.weight.cpu().numpy())
-    assert is_device_array(fresh.linear.weight, 1)
+    assert on_gpu(fresh.linear.weight, 1)
 
 
 def test_a_layer_made_on_the_device_starts_as_on_the_cpu(gpu: Any) -> None:
@@ -172,11 +170,11 @@ def test_a_layer_made_on_the_device_starts_as_on_the_cpu(gpu: Any) -> None:
     host = nn.Linear(4, 8)
     cr.manual_seed(7)
     layer = nn.Linear(4, 8, device="cuda")
-    assert is_device_array(layer.weight)
+    assert on_gpu(layer.weight)
     assert np.array_equal(layer.weight.cpu().numpy(), host.weight.numpy())
 
 
-def test_module_to_back_to_the_cpu(gpu: Any) -> None:
+def test_module_to_back_to_the_cpu(two_gpus: Any) -> None:
     model = Counted().cuda(1).cpu()
     assert all(type(t._data) is np.ndarray for t in [*model.parameters(), *model.buffers()])
     out = model(cr.ones(1, 3))  # computes again with NumPy

@@ -16,16 +16,10 @@ import pytest
 import chainrule as cr
 from chainrule import nn
 from chainrule.tensor import device as devices
-from tests.devices.stand_in import ENGINE_ON_ARRAY_API, NEEDS_BACKEND
+from tests.devices.stand_in import ENGINE_ON_ARRAY_API, NEEDS_BACKEND, on_gpu
 
 
-def on_stand_in(t: Any, index: int) -> bool:
-    """Whether ``t``'s array really lives on the stand-in GPU ``index`` (not NumPy)."""
-    data = t._data
-    return type(data) is not np.ndarray and data.device == type(data.device)(f"device{index + 1}")
-
-
-def test_the_stand_in_is_two_gpus(gpu: Any) -> None:
+def test_the_stand_in_is_two_gpus(stand_in: Any) -> None:
     assert cr.cuda.is_available() and cr.cuda.device_count() == 2
     assert cr.accelerator.current_accelerator() == cr.device("cuda")
     assert cr.cuda.current_device() == 0
@@ -35,7 +29,7 @@ def test_to_cuda_copies_the_values_to_the_device(gpu: Any) -> None:
     x = cr.tensor([[1.0, -2.0], [3.5, 4.0]])
     y = x.to("cuda")
     assert y.device == cr.device("cuda", 0) and y.is_cuda and not y.is_cpu
-    assert on_stand_in(y, 0) and y.dtype == gpu.float32
+    assert on_gpu(y, 0) and y.dtype == gpu.float32
     assert y.tolist() == x.tolist() and y.cpu().device == "cpu"
     back = y.cpu()
     assert type(back.numpy()) is np.ndarray and np.array_equal(back.numpy(), x.numpy())
@@ -53,16 +47,16 @@ def test_to_cuda_copies_the_values_to_the_device(gpu: Any) -> None:
         lambda t: t.cuda("cuda:1"),
     ],
 )
-def test_every_spelling_of_the_second_gpu_reaches_it(gpu: Any, move: Any) -> None:
+def test_every_spelling_of_the_second_gpu_reaches_it(two_gpus: Any, move: Any) -> None:
     y = move(cr.arange(4.0))
-    assert y.device == "cuda:1" and on_stand_in(y, 1) and y.tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert y.device == "cuda:1" and on_gpu(y, 1) and y.tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
-def test_a_tensor_already_there_is_returned_itself(gpu: Any) -> None:
+def test_a_tensor_already_there_is_returned_itself(two_gpus: Any) -> None:
     y = cr.ones(3).cuda()
     assert y.to("cuda:0") is y and y.cuda() is y and y.to("cuda") is y
     z = y.to("cuda:1")  # GPU to GPU: a copy on the other device
-    assert z is not y and on_stand_in(z, 1) and z.tolist() == [1.0, 1.0, 1.0]
+    assert z is not y and on_gpu(z, 1) and z.tolist() == [1.0, 1.0, 1.0]
 
 
 def test_to_another_tensor_takes_its_device_and_dtype(gpu: Any) -> None:
@@ -78,7 +72,7 @@ def test_to_device_and_dtype_together(gpu: Any) -> None:
     assert y.device == "cuda:0" and y.cpu().dtype == np.float32 and y.tolist() == [1.5, 2.5]
 
 
-def test_the_gradient_goes_back_to_the_device_of_the_input(gpu: Any) -> None:
+def test_the_gradient_goes_back_to_the_device_of_the_input(two_gpus: Any) -> None:
     # cpu -> cuda:0 -> cuda:1 -> cpu, then a loss on the CPU: only moves run on the devices.
     x = cr.tensor([1.0, -2.0, 3.0], requires_grad=True)
     y = x.to("cuda")
@@ -97,9 +91,9 @@ def test_the_gradient_goes_back_to_the_device_of_the_input(gpu: Any) -> None:
 def test_a_leaf_on_the_device_gets_its_gradient_there(gpu: Any) -> None:
     # (Storing .grad reads the array's memory layout: the engine's backend decides how.)
     x = cr.tensor([2.0, 3.0], device="cuda", requires_grad=True)
-    assert x.is_leaf and on_stand_in(x, 0)
+    assert x.is_leaf and on_gpu(x, 0)
     (x.cpu() * cr.tensor([5.0, 7.0])).sum().backward()
-    assert x.grad is not None and on_stand_in(x.grad, 0) and x.grad.tolist() == [5.0, 7.0]
+    assert x.grad is not None and on_gpu(x.grad, 0) and x.grad.tolist() == [5.0, 7.0]
 
 
 def test_a_device_tensor_is_not_read_as_a_numpy_array(gpu: Any) -> None:
@@ -133,15 +127,15 @@ def test_a_device_tensor_is_not_read_as_a_numpy_array(gpu: Any) -> None:
         lambda d: cr.randperm(4, device=d),
     ],
 )
-def test_creation_functions_put_their_result_on_the_device(gpu: Any, make: Any) -> None:
+def test_creation_functions_put_their_result_on_the_device(two_gpus: Any, make: Any) -> None:
     t = make("cuda:1")
-    assert t.device == "cuda:1" and on_stand_in(t, 1)
+    assert t.device == "cuda:1" and on_gpu(t, 1)
     host = make("cpu")
     assert host.device == "cpu" and t.cpu().numpy().dtype == host.numpy().dtype
 
 
 @pytest.mark.parametrize("fn", [cr.zeros_like, cr.ones_like, cr.empty_like, cr.randn_like])
-def test_like_functions_follow_the_input_device(gpu: Any, fn: Any) -> None:
+def test_like_functions_follow_the_input_device(two_gpus: Any, fn: Any) -> None:
     x = cr.ones(2, 3, dtype=cr.float64).to("cuda:1")
     y = fn(x)
     assert y.device == "cuda:1" and y.shape == (2, 3) and y.cpu().dtype == np.float64
@@ -156,13 +150,13 @@ def test_random_tensors_are_the_same_numbers_on_every_device(gpu: Any) -> None:
     assert np.array_equal(device.cpu().numpy(), host.numpy())
 
 
-def test_a_copy_of_a_device_tensor_stays_on_its_device(gpu: Any) -> None:
+def test_a_copy_of_a_device_tensor_stays_on_its_device(two_gpus: Any) -> None:
     y = cr.tensor([1.0, 2.0]).to("cuda:1")
     assert cr.tensor(y).device == "cuda:1" and cr.tensor(y, device="cpu").device == "cpu"
     assert cr.as_tensor(y) is y and cr.as_tensor(y, device="cuda:0").device == "cuda:0"
 
 
-def test_the_default_device(gpu: Any) -> None:
+def test_the_default_device(two_gpus: Any) -> None:
     try:
         cr.set_default_device("cuda:1")
         assert cr.get_default_device() == "cuda:1"
@@ -173,13 +167,13 @@ def test_the_default_device(gpu: Any) -> None:
     assert cr.zeros(2).device == "cpu"
 
 
-def test_a_gpu_that_does_not_exist_is_named(gpu: Any) -> None:
+def test_a_gpu_that_does_not_exist_is_named(stand_in: Any) -> None:
     with pytest.raises(RuntimeError, match=r"^Tensor.to: device 'cuda:2' does not exist: there "
                        r"are 2 cuda devices \(indices 0 to 1\)"):  # fmt: skip
         cr.ones(1).to("cuda:2")
 
 
-def test_a_registered_type_can_be_put_back(gpu: Any) -> None:
+def test_a_registered_type_can_be_put_back(stand_in: Any) -> None:
     assert devices.device_type("cuda") is not devices.CUDA  # the stand-in, for this test
     previous = devices.register_device_type(devices.CUDA)
     devices.unregister_device_type("cuda", previous)

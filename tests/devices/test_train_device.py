@@ -85,7 +85,7 @@ def test_fit_refuses_compile_and_process_groups_on_a_device(gpu: Any) -> None:
 
 
 @needs_backend
-def test_training_on_the_stand_in_gpu_gives_the_cpus_numbers(gpu: Any) -> None:
+def test_training_on_the_stand_in_gpu_gives_the_cpus_numbers(two_gpus: Any) -> None:
     # array-api-strict computes with NumPy underneath: the same operations, the same numbers.
     splits = load_dataset("moons")
     config = default_config("moons", epochs=2, hidden=(16, 16))
@@ -110,7 +110,7 @@ def test_training_on_the_stand_in_gpu_gives_the_cpus_numbers(gpu: Any) -> None:
 
 @needs_backend
 def test_chainrule_train_device_cuda_writes_a_host_model_file(
-    gpu: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    two_gpus: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, "train", "--dataset", "moons", "--epochs", "2", "--hidden",
