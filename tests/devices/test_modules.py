@@ -179,3 +179,61 @@ def test_module_to_back_to_the_cpu(two_gpus: Any) -> None:
     assert all(type(t._data) is np.ndarray for t in [*model.parameters(), *model.buffers()])
     out = model(cr.ones(1, 3))  # computes again with NumPy
     assert out.shape == (1, 2)
+
+
+OPTIMIZERS = {
+    "sgd": lambda ps: cr.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True),
+    "sgd_dampened": lambda ps: cr.optim.SGD(ps, lr=0.1, momentum=0.5, dampening=0.3),
+    "adam": lambda ps: cr.optim.Adam(ps, lr=0.01, weight_decay=0.1, amsgrad=True),
+    "adamw": lambda ps: cr.optim.AdamW(ps, lr=0.01),
+    "rmsprop": lambda ps: cr.optim.RMSprop(ps, lr=0.01, momentum=0.5, centered=True,
+                                           weight_decay=0.1),
+    "adagrad": lambda ps: cr.optim.Adagrad(ps, lr=0.1, weight_decay=0.1),
+}  # fmt: skip
+
+
+def train_with_given_grads(make: Any, move_at: int | None, steps: int = 4) -> tuple[Any, Any]:
+    """``steps`` optimiser steps on fixed gradients (no backward pass: only the update runs
+    on the device), moving the model to the GPU before step ``move_at``."""
+    cr.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = make(list(model.parameters()))
+    rng = np.random.default_rng(5)
+    for step in range(steps):
+        if step == move_at:
+            model.to("cuda")
+        for p in model.parameters():
+            g = rng.standard_normal(p.shape).astype(np.float32)
+            p.grad = cr.tensor(g, device=p.device)
+        opt.step()
+    return model, opt
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizer_state_follows_the_parameters_to_the_device(gpu: Any, name: str) -> None:
+    host, _ = train_with_given_grads(OPTIMIZERS[name], move_at=None)
+    model, opt = train_with_given_grads(OPTIMIZERS[name], move_at=2)
+    for p, q in zip(model.parameters(), host.parameters(), strict=True):
+        assert on_gpu(p)
+        np.testing.assert_allclose(p.cpu().numpy(), q.numpy(), rtol=1e-6, atol=1e-7)
+    arrays = [v for s in opt.state.values() for v in s.values() if hasattr(v, "shape")]
+    assert arrays and all(type(a) is not np.ndarray for a in arrays)  # moved with the params
+    saved = opt.state_dict()["state"]
+    assert all(type(v) is np.ndarray for s in saved.values() for v in s.values()
+               if hasattr(v, "shape"))  # fmt: skip
+
+
+def test_an_optimizer_loaded_from_the_host_steps_a_device_model(gpu: Any) -> None:
+    host, host_opt = train_with_given_grads(OPTIMIZERS["adam"], move_at=None, steps=2)
+    model = nn.Linear(3, 2)
+    model.load_state_dict(host.state_dict())
+    model.to("cuda")
+    opt = OPTIMIZERS["adam"](list(model.parameters()))
+    opt.load_state_dict(host_opt.state_dict())
+    for p, q in zip(model.parameters(), host.parameters(), strict=True):
+        g = np.full(p.shape, 0.5, dtype=np.float32)
+        p.grad, q.grad = cr.tensor(g, device="cuda"), cr.tensor(g)
+    opt.step()
+    host_opt.step()
+    for p, q in zip(model.parameters(), host.parameters(), strict=True):
+        np.testing.assert_allclose(p.cpu().numpy(), q.numpy(), rtol=1e-6, atol=1e-7)
