@@ -30,6 +30,9 @@ def _where(x: Any) -> devices.device:
 
 
 to_device = primitive(_move, "to")
+if hasattr(to_device, "any_fn"):  # an engine that computes on every array library's arrays:
+    # a move takes any library's arrays as they are (it is its own any_fn).
+    setattr(to_device, "any_fn", lambda xp, x, dev: _move(x, dev))  # noqa: B010
 # d/dx to(x) = 1: the gradient goes back to where the input lives.
 defvjp(to_device, lambda g, ans, x, dev: to_device(g, _where(x)))
 
