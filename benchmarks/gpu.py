@@ -246,7 +246,11 @@ def set_tf32(on: bool) -> str:
         import cupy
         from cupy._core import _routines_linalg as linalg
 
-        kind = linalg.COMPUTE_TYPE_TF32 if on else linalg.COMPUTE_TYPE_DEFAULT
+        # (cpdef enum values of CuPy's linalg module: TF32 = 7, DEFAULT = 1)
+        tf32, default = (
+            getattr(linalg, f"COMPUTE_TYPE_{n}", v) for n, v in (("TF32", 7), ("DEFAULT", 1))
+        )
+        kind = tf32 if on else default
         linalg.set_compute_type(cupy.float32, kind)
         return "cupy._core._routines_linalg.set_compute_type"
     except (ImportError, AttributeError):
