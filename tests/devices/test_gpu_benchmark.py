@@ -61,3 +61,17 @@ def test_without_a_gpu_it_says_why_and_exits_0_or_1_if_required(
 def test_unknown_sizes_are_refused(gpu_bench: Any) -> None:
     with pytest.raises(SystemExit):
         gpu_bench.main(["--sizes", "huge"])
+
+
+def test_the_per_op_hook_counts_the_operations_of_a_step_and_comes_off(gpu_bench: Any) -> None:
+    from chainrule.tensor.primitive import Primitive
+
+    original = Primitive.__call__
+    params, x, y = gpu_bench.initial([4, 5, 3], batch=6)
+    step, _ = gpu_bench.chainrule_step(params, x, y, "cpu")
+    calls: list[int] = []
+    with gpu_bench.after_every_op(lambda: calls.append(1)) as ops:
+        step()
+    # forward: linear, relu, linear, cross-entropy; backward: their rules' primitive calls
+    assert ops[0] == len(calls) >= 4
+    assert Primitive.__call__ is original
