@@ -55,9 +55,8 @@ def manual_seed(seed: int) -> None:
 
 
 def manual_seed_all(seed: int) -> None:
-    """Seed CuPy's random generator on every GPU (nothing to do without CuPy)."""
-    cupy = devices._cupy() if is_available() else None
-    if cupy is not None:
-        for index in range(device_count()):
-            with cupy.cuda.Device(index):
-                cupy.random.seed(seed)
+    """Seed CuPy's random generator on every GPU (nothing to do without CuPy; also done by
+    ``chainrule.manual_seed`` once CuPy is in use)."""
+    if is_available():
+        devices._cupy()  # imported, so that the seeding below has a module to seed
+        devices.device_type("cuda").manual_seed(seed)

@@ -142,3 +142,18 @@ def test_the_cpu_type_cannot_be_replaced() -> None:
             "cpu", lambda: 1, lambda: "", lambda a: None, lambda a, i: a, np.asarray,
             lambda: np,
         ))  # fmt: skip
+
+
+def test_manual_seed_seeds_every_device_types_generators(monkeypatch: pytest.MonkeyPatch) -> None:
+    seeded: list[int] = []
+    kind = devices.DeviceType(
+        "cuda", lambda: 1, lambda: "", lambda a: None, lambda a, i: a, np.asarray,
+        lambda: np, manual_seed=seeded.append,
+    )  # fmt: skip
+    previous = devices.register_device_type(kind)
+    try:
+        cr.manual_seed(11)
+        cr.cuda.manual_seed_all(12)
+    finally:
+        devices.unregister_device_type("cuda", previous)
+    assert seeded == [11, 12]

@@ -110,6 +110,8 @@ class DeviceType:
         namespace: the array library that computes on these devices (``cupy``).
         current: the index that ``device("cuda")`` without an index means.
         synchronize: wait until device ``index`` has finished the work queued on it.
+        manual_seed: seed the library's own generators on every device of this type
+            (``chainrule.manual_seed`` calls it, as ``torch.manual_seed`` seeds CUDA's).
     """
 
     name: str
@@ -121,6 +123,7 @@ class DeviceType:
     namespace: Callable[[], Any]
     current: Callable[[], int] = lambda: 0
     synchronize: Callable[[int], None] = lambda index: None
+    manual_seed: Callable[[int], None] = lambda seed: None
 
 
 _TYPES: dict[str, DeviceType] = {}
@@ -229,6 +232,12 @@ def host_dtype(array: Any) -> np.dtype[Any]:
     return to_host(empty).dtype
 
 
+def seed_devices(seed: int) -> None:
+    """Seed the generators of every device type's library (``chainrule.manual_seed``)."""
+    for kind in _TYPES.values():
+        kind.manual_seed(seed)
+
+
 def on_host(array: Any) -> bool:
     """True when ``array`` is a NumPy array (the engine's fast paths may use NumPy on it)."""
     return type(array) is np.ndarray or device_of(array).type == "cpu"
@@ -321,6 +330,15 @@ def _cuda_synchronize(index: int) -> None:
     cupy.cuda.Device(index).synchronize()
 
 
+def _cuda_manual_seed(seed: int) -> None:
+    cupy = sys.modules.get("cupy")  # not imported yet: nothing has drawn from it to reseed
+    if cupy is None or _cuda_count() == 0:
+        return
+    for index in range(_cuda_count()):
+        with cupy.cuda.Device(index):
+            cupy.random.seed(seed)
+
+
 CUDA = DeviceType(
     name="cuda",
     count=_cuda_count,
@@ -331,6 +349,7 @@ CUDA = DeviceType(
     namespace=lambda: _cupy(),
     current=_cuda_current,
     synchronize=_cuda_synchronize,
+    manual_seed=_cuda_manual_seed,
 )
 _TYPES["cuda"] = CUDA
 
