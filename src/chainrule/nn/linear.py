@@ -46,6 +46,9 @@ class Linear(Module):
               variance of the activations from layer to layer through ReLUs: the rule of
               ``MLP``'s default and of the CLI's models.
             - ``'glorot'``: Ω ~ U(±√(6/(in + out))), β = 0, for tanh and sigmoid networks.
+        device: where the parameters live (``'cpu'``, ``'cuda'``; the default device when
+            None). They are drawn on the host and moved, so a seed gives the same initial
+            weights on every device.
 
     Example:
         >>> import numpy as np
