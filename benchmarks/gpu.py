@@ -314,12 +314,15 @@ def after_every_op(hook: Callable[[], None]) -> Iterator[list[int]]:
         Primitive.__call__ = original  # type: ignore[method-assign]
 
 
-def build(sizes: list[int], batch: int) -> tuple[dict[str, Step], dict[str, str]]:
+def build(sizes: list[int], batch: int) -> tuple[dict[str, Step], dict[str, str], dict[str, float]]:
+    """Each candidate's step (made and run once: the same first step from the same
+    weights), what failed, and each first step's loss (they must agree)."""
     import cupy
 
     params, x, y = initial(sizes, batch)
     steps: dict[str, Step] = {}
     failed: dict[str, str] = {}
+    losses: dict[str, float] = {}
     makers = {
         "chainrule": lambda: chainrule_step(params, x, y, "cuda"),
         "PyTorch": lambda: torch_step(params, x, y, "cuda"),
@@ -328,15 +331,15 @@ def build(sizes: list[int], batch: int) -> tuple[dict[str, Step], dict[str, str]
     for name, make in makers.items():
         try:
             step, _ = make()
-            step()  # fails here, not in the middle of the timing
+            losses[name] = float(step().item())  # fails here, not in the middle of the timing
             steps[name] = step
         except Exception as exc:
             failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:150]}"
-    return steps, failed
+    return steps, failed, losses
 
 
 def report(label: str, sizes: list[int], batch: int, rounds: int, n: int) -> dict[str, float]:
-    steps, failed = build(sizes, batch)
+    steps, failed, losses = build(sizes, batch)
     times = interleaved(steps, rounds, n)
     flops = step_flops(sizes, batch)
     medians = {k: statistics.median(t for t, _ in v) for k, v in times.items()}
@@ -353,6 +356,11 @@ def report(label: str, sizes: list[int], batch: int, rounds: int, n: int) -> dic
               f"{issue:9.3f}  {syncs_of(name, steps[name])}")  # fmt: skip
     for name, why in failed.items():
         print(f"  {name:14} FAILED: {why}")
+    if len(losses) > 1:
+        spread = max(losses.values()) - min(losses.values())
+        same = "agree" if spread <= 1e-4 * max(abs(v) for v in losses.values()) else "DISAGREE"
+        shown = ", ".join(f"{k} {v:.6f}" for k, v in losses.items())
+        print(f"  first-step losses {same} (float32, rel. 1e-4): {shown}")
     if "chainrule" in steps:
         # The other count: the same step with a synchronisation forced after each
         # operation; the gap to the plain step is what per-op waiting would cost.
