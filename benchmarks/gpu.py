@@ -25,9 +25,9 @@ makes: the column shows 0, or where the first one is) and PyTorch's under
 (2) Timing: "issue ms" is the host's time to enqueue one step on an idle GPU without
 waiting; with no synchronisation the host runs ahead of the GPU, so issue ms is well below
 ms/step for a GPU-bound step, while each synchronisation makes the host wait. (3)
-chainrule's step again with a device synchronisation forced after every operation (a hook
-on ``Primitive.__call__`` that also counts the operations): the gap to the plain step is
-what waiting on every operation would cost.
+chainrule's step again with a device synchronisation forced after every recorded operation
+of the forward pass (a hook on ``Primitive.__call__`` that also counts them; each has one
+backward node): the gap to the plain step is what waiting on every operation would cost.
 
 Without CuPy or a GPU it prints ``gpu.py: no GPU: <reason>`` and exits with status 0
 (nothing to measure is not a failure of the code); ``--require-gpu`` makes that status 1
@@ -270,7 +270,10 @@ def syncs_of(name: str, step: Step) -> str:
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                torch.cuda.set_sync_debug_mode("warn")
+            except (AssertionError, RuntimeError) as exc:  # a torch without CUDA
+                return f"n/a ({exc})"
             try:
                 step()
             finally:
@@ -369,8 +372,9 @@ def report(label: str, sizes: list[int], batch: int, rounds: int, n: int) -> dic
         with after_every_op(sync):
             forced = statistics.median(block(steps["chainrule"], n)[0] for _ in range(3))
         print(
-            f"  chainrule: {ops[0]} operations per step; with a device synchronisation "
-            f"after each {forced:.3f} ms/step (without: {medians['chainrule']:.3f})"
+            f"  chainrule: {ops[0]} recorded operations per step (and as many backward "
+            f"nodes); with a device synchronisation after each forward one {forced:.3f} "
+            f"ms/step (without: {medians['chainrule']:.3f})"
         )
     if base and "chainrule" in medians:
         vs = medians["chainrule"] / base

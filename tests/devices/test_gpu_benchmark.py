@@ -75,3 +75,66 @@ def test_the_per_op_hook_counts_the_operations_of_a_step_and_comes_off(gpu_bench
     # forward: linear, relu, linear, cross-entropy; backward: their rules' primitive calls
     assert ops[0] == len(calls) >= 4
     assert Primitive.__call__ is original
+
+
+def fake_cupy() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """A CuPy made of NumPy (one 'GPU', synchronisation a no-op) and its cupyx, to run the
+    benchmark's GPU-only code (tables, TF32 switch, sync counts) on the CPU."""
+    import contextlib
+    import types
+
+    cupy = types.ModuleType("cupy")
+    for name in ("asarray", "array", "arange", "maximum", "exp", "log", "float32", "ndarray"):
+        setattr(cupy, name, getattr(np, name))
+    cupy.__version__ = "0-fake"  # type: ignore[attr-defined]
+    runtime = types.SimpleNamespace(
+        getDeviceCount=lambda: 1, deviceSynchronize=lambda: None,
+        getDeviceProperties=lambda i: {"name": b"Fake GPU"}, runtimeGetVersion=lambda: 0,
+        driverGetVersion=lambda: 0,
+    )  # fmt: skip
+    cupy.cuda = types.SimpleNamespace(runtime=runtime)  # type: ignore[attr-defined]
+    rng = np.random.default_rng(0)
+    cupy.random = types.SimpleNamespace(  # type: ignore[attr-defined]
+        standard_normal=lambda shape, dtype: rng.standard_normal(shape).astype(dtype)
+    )
+    pool = types.SimpleNamespace(free_all_blocks=lambda: None)
+    cupy.get_default_memory_pool = lambda: pool  # type: ignore[attr-defined]
+    linalg = types.ModuleType("cupy._core._routines_linalg")
+    linalg.COMPUTE_TYPE_TF32, linalg.COMPUTE_TYPE_DEFAULT = 7, 1  # type: ignore[attr-defined]
+    linalg.set_compute_type = lambda dtype, kind: None  # type: ignore[attr-defined]
+    core = types.ModuleType("cupy._core")
+    core._routines_linalg = linalg  # type: ignore[attr-defined]
+    cupyx = types.ModuleType("cupyx")
+
+    class DeviceSynchronized(RuntimeError):
+        pass
+
+    cupyx.DeviceSynchronized = DeviceSynchronized  # type: ignore[attr-defined]
+    cupyx.allow_synchronize = lambda allow: contextlib.nullcontext()  # type: ignore[attr-defined]
+    return cupy, core, linalg, cupyx  # type: ignore[return-value]
+
+
+def test_the_gpu_run_prints_its_tables_on_a_simulated_gpu(
+    gpu_bench: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cupy, core, linalg, cupyx = fake_cupy()  # type: ignore[misc]
+    for name, module in [("cupy", cupy), ("cupy._core", core), ("cupyx", cupyx),
+                         ("cupy._core._routines_linalg", linalg)]:  # fmt: skip
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(gpu_bench, "no_gpu_reason", lambda: None)
+    monkeypatch.setitem(gpu_bench.SIZES, "small", ([8, 16, 16, 4], 12, 3, 2))
+    peak = gpu_bench.matmul_peak
+    monkeypatch.setattr(gpu_bench, "matmul_peak", lambda: peak(n=32, reps=2))
+    # PyTorch and chainrule on the CPU (the simulated GPU is NumPy)
+    for maker in ("torch_step", "chainrule_step"):
+        real = getattr(gpu_bench, maker)
+        monkeypatch.setattr(gpu_bench, maker, lambda p, x, y, d, real=real: real(p, x, y, "cpu"))
+    assert gpu_bench.main(["--sizes", "small", "--tf32", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("device: Fake GPU")
+    assert out.count("matmul peak:") == 2 and "== TF32 matmuls" in out
+    for name in ("chainrule", "PyTorch", "CuPy by hand"):
+        assert out.count(f"  {name:14} ") == 2, out  # one row in each table
+    assert out.count("first-step losses agree") == 2
+    assert "recorded operations per step (and as many backward nodes)" in out
+    assert "target (chainrule within 1.1x of PyTorch)" in out and "FAILED" not in out
