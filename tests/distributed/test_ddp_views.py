@@ -11,6 +11,7 @@ from chainrule import Tensor, nn, optim
 
 from .mpi_helpers import run_ranks
 from .rank_views import CONFIGS, SCHEDULE
+from .test_collectives import run_python
 
 
 def one_process(world: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -56,3 +57,42 @@ def test_bucket_view_grads_equal_the_engines_own_after_every_step(
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12, err_msg=f"{c} {key}")
         for name, value in final.items():
             np.testing.assert_allclose(saved[f"final.{c}.{name}"], value, rtol=0, atol=1e-12)
+
+
+WORLD_OF_ONE = """
+import numpy as np, chainrule.distributed as dist
+from chainrule import Tensor, nn, optim
+from chainrule.nn.parallel import DistributedDataParallel
+dist.init_process_group('mpi')
+net = nn.MLP(3, [4], 2, dtype=np.float64, rng=np.random.default_rng(0))
+ref = nn.MLP(3, [4], 2, dtype=np.float64, rng=np.random.default_rng(0))
+model = DistributedDataParallel(net)
+x, y = Tensor(np.random.default_rng(1).normal(size=(5, 3))), np.array([0, 1, 1, 0, 1])
+flat = model._flats[0]
+for m in (model, ref):
+    nn.CrossEntropyLoss()(m(x), y).backward()
+    nn.CrossEntropyLoss()(m(x), y).backward()
+views = [p.grad.numpy() for p in net.parameters()]
+print(all(np.shares_memory(v, flat) for v in views))
+print(max(float(np.abs(p.grad.numpy() - q.grad.numpy()).max())
+          for p, q in zip(net.parameters(), ref.parameters())))
+optim.SGD(net.parameters(), lr=0.1).zero_grad(set_to_none=False)
+print(float(np.abs(flat).max()), all(p.grad is not None for p in net.parameters()))
+optim.SGD(net.parameters(), lr=0.1).zero_grad()
+print(all(p.grad is None for p in net.parameters()))
+try:
+    DistributedDataParallel(net)
+except ValueError as e:
+    print(e)
+"""
+
+
+def test_in_a_world_of_one_grads_are_views_and_a_second_wrapper_is_refused() -> None:
+    r = run_python(WORLD_OF_ONE)
+    assert r.returncode == 0, r.stderr
+    views, diff, zeroed, none, refused = r.stdout.strip().split("\n")
+    assert views == "True"  # every .grad is a view into the flat buffer
+    assert float(diff) < 1e-15  # two accumulated passes, as without DDP
+    assert zeroed == "0.0 True"  # set_to_none=False zeros the views in place, keeps them
+    assert none == "True"
+    assert "parameter 'layers.0.weight' already has its .grad in the buckets" in refused

@@ -112,6 +112,14 @@ class DistributedDataParallel(Module):
         self.process_group = _group(process_group, "DistributedDataParallel")
         g = self.process_group
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        if gradient_as_bucket_view:
+            for n, p in named:
+                if id(p) in engine._grad_stores:
+                    raise ValueError(
+                        f"DistributedDataParallel: parameter '{n}' already has its .grad in "
+                        "the buckets of another DistributedDataParallel; wrap each model "
+                        "once (or build a new model to wrap)."
+                    )
         _check_same_structure(g, named)
         for _, p in named:
             dist.broadcast(p, src=0, group=g)
