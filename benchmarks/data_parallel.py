@@ -2,6 +2,7 @@
 
     python benchmarks/data_parallel.py            # about 5 minutes on 2 cores
     python benchmarks/data_parallel.py --rounds 1 # quicker, noisier
+    python benchmarks/data_parallel.py --skip-fit --json ratios.json  # tables 1-2 only
 
 Measures, on the MLP 784-1024-1024-10 (float32, batch 256 per rank, SGD with momentum):
 
@@ -195,6 +196,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=3, help="timed blocks per variant per job")
     parser.add_argument("--steps", type=int, default=5, help="steps per block")
     parser.add_argument("--json", type=Path, help="also write the ratios to this file")
+    parser.add_argument("--skip-fit", action="store_true", help="only the throughput tables")
     parser.add_argument("--worker", choices=["train", "allreduce"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -278,6 +280,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(ratios))
 
+    if args.skip_fit:
+        return
     points: list[tuple[int, int, float]] = []
     for n in (2, 3, 4):
         for m, v in run_job(n, "allreduce", 1, args.blocks, 1).items():
