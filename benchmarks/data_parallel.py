@@ -122,8 +122,10 @@ def worker_train(args: argparse.Namespace) -> dict[str, list[float]]:
                 times.setdefault("cpus_" + name, []).append(min(dist.all_gather_object(used)))
                 if hasattr(model, "finish_seconds"):  # the default DDP's all-reduce
                     times.setdefault("sync_" + name, []).append(model.finish_seconds / args.steps)
+                    cpu_sync = min(dist.all_gather_object(model.finish_cpu / args.steps))
+                    times.setdefault("synccpu_" + name, []).append(cpu_sync)
             if hasattr(model, "finish_seconds"):
-                model.finish_seconds = 0.0
+                model.finish_seconds = model.finish_cpu = 0.0
     dist.destroy_process_group()
     return times
 
@@ -131,12 +133,13 @@ def worker_train(args: argparse.Namespace) -> dict[str, list[float]]:
 def _time_finish(ddp: Any) -> None:
     """Count the seconds DDP spends after backward (barrier, all-reduce, binding .grad)."""
     finish = ddp._finish
-    ddp.finish_seconds = 0.0
+    ddp.finish_seconds = ddp.finish_cpu = 0.0
 
     def timed() -> None:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         finish()
         ddp.finish_seconds += time.perf_counter() - start
+        ddp.finish_cpu += time.process_time() - cpu
 
     ddp._finish = timed  # looked up on the instance when the hook queues it
 
@@ -235,7 +238,8 @@ def main() -> None:
     cpu = {k[4:]: v for k, v in med.items() if k.startswith("cpu_")}
     cpus = {k[5:]: v for k, v in med.items() if k.startswith("cpus_")}
     sync = {k[5:]: v for k, v in med.items() if k.startswith("sync_")}
-    med = {k: v for k, v in med.items() if not k.startswith(("cpu_", "sync_", "cpus_"))}
+    sync_cpu = {k[8:]: v for k, v in med.items() if k.startswith("synccpu_")}
+    med = {k: v for k, v in med.items() if not k.startswith(("cpu", "sync"))}
     samples = {k: (2 * BATCH if k.startswith(("ddp", "alone", "1x2")) else BATCH) / t
                for k, t in med.items()}  # fmt: skip
     print("\n| configuration | step (ms) | samples/s | vs 1 rank × 1 thread | CPU s per s |")
@@ -268,12 +272,16 @@ def main() -> None:
     ratios["overlap1_vs_blocking"] = samples["ddp_overlap1"] / samples["ddp"]
     ratios["overlap25_vs_blocking"] = samples["ddp_overlap25"] / samples["ddp"]
     ratios["sync_ms"] = 1e3 * sync["ddp"]
+    ratios["sync_cpu_ms"] = 1e3 * sync_cpu["ddp"]
+    ratios["cpu_ms_1x1"] = 1e3 * cpus["1x1_b256"]
+    ratios["cpu_ms_alone"] = 1e3 * cpus["alone"]
+    ratios["cpu_ms_ddp"] = 1e3 * cpus["ddp"]
     ratios["alone_step_vs_1x1"] = med["alone"] / med["1x1_b256"]
     print(f"\n2 ranks (DDP) vs 1 rank × 2 threads: {ratios['ddp_vs_1x2']:.2f}×")
     print(f"overlap vs all-reduce after backward: {ratios['overlap1_vs_blocking']:.2f}× (1 MB "
           f"buckets), {ratios['overlap25_vs_blocking']:.2f}× (25 MB)")  # fmt: skip
     print(f"DDP after backward (barrier, all-reduce, .grad): {ratios['sync_ms']:.2f} ms per "
-          f"step of {1e3 * med['ddp']:.1f}")  # fmt: skip
+          f"step of {1e3 * med['ddp']:.1f} ({ratios['sync_cpu_ms']:.2f} ms of CPU)")  # fmt: skip
     print(f"compute with both cores busy: a rank alone takes {ratios['alone_step_vs_1x1']:.2f}× "
           f"the step of 1 rank × 1 thread on an idle core: the ceiling for 2 ranks is "
           f"{ratios['alone']:.2f}×")  # fmt: skip
