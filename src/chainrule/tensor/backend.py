@@ -120,10 +120,47 @@ def to_numpy(a: Any) -> np.ndarray:
     """A NumPy array with ``a``'s values (a copy from a GPU; shared memory where possible)."""
     if isinstance(a, _ndarray):
         return a
+    if isinstance(a, _SCALARS):
+        return np.asarray(a)
     get = getattr(a, "get", None)  # CuPy: an explicit device-to-host copy
     if callable(get) and library_name(array_namespace(a)) == "cupy":
         return np.asarray(get())
     return np.from_dlpack(a)
+
+
+def copy_array(data: Any, dtype: Any, op: str) -> Any:
+    """A copy of another array library's array (CuPy, array-api-strict), kept in it: what
+    ``Tensor(data)`` holds. Real numbers only, as for NumPy data."""
+    xp = array_namespace(data, op=op)
+    arr = xp.asarray(data, dtype=convert_dtype(xp, dtype), copy=True)
+    if not xp.isdtype(arr.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(
+            f"{op}: tensors hold real numbers (bool, int, float), got a "
+            f"{library_name(xp)} array of dtype {arr.dtype}; pass a real-valued one."
+        )
+    return arr
+
+
+def seed(data: Any, gradient: Any, op: str) -> Any:
+    """The seed of a backward pass from an output ``data`` of another library: ones for a
+    one-element output, else a copy of ``gradient`` made by that library."""
+    xp = array_namespace(data)
+    shape = tuple(data.shape)
+    if gradient is None:
+        if math.prod(shape) != 1:
+            raise RuntimeError(
+                f"{op}: the output has shape {shape}; a gradient can only be created "
+                "implicitly for a scalar output. Reduce it (out.sum().backward()) or pass "
+                f"gradient= an array of shape {shape} (d loss / d out)."
+            )
+        return xp.ones(shape, dtype=data.dtype)
+    g = xp.asarray(gradient, dtype=data.dtype, copy=True)
+    if tuple(g.shape) != shape:
+        raise ValueError(
+            f"{op}: gradient has shape {tuple(g.shape)} but the output has shape {shape}; "
+            "they must match."
+        )
+    return g
 
 
 # -- indexing -----------------------------------------------------------------------------

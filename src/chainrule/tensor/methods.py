@@ -53,6 +53,8 @@ def _operand(other: Any, op: str) -> Any:
     """Check an arithmetic operand: a Tensor, a number or a numeric NumPy array."""
     if hasattr(other, "_data") or isinstance(other, _NUMBERS):
         return other
+    if hasattr(other, "__array_namespace__") and not isinstance(other, np.ndarray):
+        return other  # another array library's array (the operation checks the library)
     if isinstance(other, np.ndarray) and other.dtype.kind in "biuf":
         return other
     raise TypeError(
@@ -80,6 +82,8 @@ def _pair(x: Any, y: Any, op: str, true_division: bool = False) -> tuple[Any, An
     float64); int / int is a float division in the default dtype.
     """
     y = _operand(y, op)
+    if type(x._data) is not np.ndarray:
+        return x, y  # another array library: its own (the standard's) type promotion
     xd = x._data.dtype  # x is the Tensor whose method runs
     yd = getattr(y, "_data", y)
     # The common cases need no cast: equal dtypes, or a float tensor and a Python number.
@@ -99,8 +103,7 @@ def _pair(x: Any, y: Any, op: str, true_division: bool = False) -> tuple[Any, An
 def _matmul_pair(x: Any, y: Any) -> tuple[Any, Any]:
     """As PyTorch, a matrix product does not promote: both operands need one dtype."""
     y = _operand(y, "matmul")
-    xd = np.asarray(getattr(x, "_data", x)).dtype
-    yd = np.asarray(getattr(y, "_data", y)).dtype
+    xd, yd = (a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype for a in (x, y))
     if xd != yd:
         raise RuntimeError(
             f"matmul: both operands must have the same dtype, got {xd} and {yd} (as in "
@@ -361,7 +364,9 @@ class TensorMethods(TorchMethods):
 
     def astype(self, dtype: Any) -> Tensor:
         """A copy in another dtype; the gradient is cast back."""
-        return ops.astype(self, np.dtype(dtype))  # type: ignore[no-any-return]
+        if isinstance(dtype, str | type | np.dtype):  # (else another library's dtype object)
+            dtype = np.dtype(dtype)
+        return ops.astype(self, dtype)  # type: ignore[no-any-return]
 
     def float(self) -> Tensor:
         return self.astype(np.float32)

@@ -8,13 +8,14 @@ made by the user) have neither.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 import chainrule.tensor.primitive as primitive  # the module (the package exports a function)
-from chainrule.tensor import dtypes, grad_mode
+from chainrule.tensor import backend, dtypes, grad_mode
 from chainrule.tensor.grad_fn import GradFn
 from chainrule.tensor.methods import TensorMethods, _index
 
@@ -32,11 +33,13 @@ class RemovableHandle:
         self._hooks.pop(self._key, None)
 
 
-def _as_array(data: Any, dtype: Any, op: str) -> np.ndarray:
+def _as_array(data: Any, dtype: Any, op: str) -> Any:
     """Convert user data with the dtype policy (see ``chainrule.tensor.dtypes``)."""
     if isinstance(data, Tensor):
         data = data._data
     from_numpy = isinstance(data, np.ndarray | np.generic)
+    if not from_numpy and hasattr(data, "__array_namespace__"):
+        return backend.copy_array(data, dtype, op)
     try:
         arr = np.array(data, dtype=dtype, copy=True)
     except (TypeError, ValueError) as exc:
@@ -91,6 +94,14 @@ class Tensor(TensorMethods):
         "name",
     )
     __array_ufunc__ = None  # NumPy defers to Tensor's operators: ndarray * Tensor -> Tensor
+
+    def __array_namespace__(self, api_version: str | None = None) -> Any:
+        """chainrule's own array API namespace (``chainrule.tensor.array_api``): its
+        functions are recorded primitives, so a rule written against the standard runs on
+        Tensors too (``create_graph=True``)."""
+        from chainrule.tensor import array_api
+
+        return array_api
 
     _data: np.ndarray
     _requires_grad: bool
@@ -168,7 +179,12 @@ class Tensor(TensorMethods):
 
     @data.setter
     def data(self, value: Any) -> None:
-        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        if isinstance(value, Tensor):
+            self._data = value._data
+        elif hasattr(value, "__array_namespace__") and not isinstance(value, np.generic):
+            self._data = value  # an array of any library, kept in it
+        else:
+            self._data = np.asarray(value)
         primitive.mark_modified(self)
 
     @property
@@ -187,7 +203,10 @@ class Tensor(TensorMethods):
         return len(self._data)
 
     def numpy(self) -> np.ndarray:
-        """The NumPy array (shared memory: writing to it changes the tensor)."""
+        """The NumPy array (shared memory: writing to it changes the tensor); for another
+        array library's data, a NumPy copy of it."""
+        if not isinstance(self._data, np.ndarray | np.generic):
+            return backend.to_numpy(self._data)
         if self._fp is None:
             primitive.mark_handed_out(self)
         return self._data
@@ -199,10 +218,10 @@ class Tensor(TensorMethods):
                 f"Tensor.item: only a one-element tensor converts to a number; this one has "
                 f"shape {self.shape}. Reduce it first (e.g. .sum() or .mean())."
             )
-        return self._data.item()  # type: ignore[no-any-return]
+        return self.numpy().item()  # type: ignore[no-any-return]
 
     def tolist(self) -> Any:
-        return self._data.tolist()
+        return self.numpy().tolist()
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         return self._data if dtype is None else self._data.astype(dtype)
@@ -225,10 +244,9 @@ class Tensor(TensorMethods):
             yield self[i]
 
     def __repr__(self) -> str:
-        body = np.array2string(self._data, separator=", ", prefix="Tensor(")
-        extra = (
-            f", dtype={self.dtype}" if self.dtype not in (np.float32, np.int64, np.bool_) else ""
-        )
+        body = np.array2string(backend.to_numpy(self._data), separator=", ", prefix="Tensor(")
+        usual = isinstance(self.dtype, np.dtype) and self.dtype in (np.float32, np.int64, np.bool_)
+        extra = "" if usual else f", dtype={self.dtype}"
         if self._ctx is not None:
             extra += f", grad_fn={self.grad_fn!r}"
         elif self._requires_grad:
@@ -351,7 +369,8 @@ class Tensor(TensorMethods):
                 f"{op}: an in-place change of a tensor that requires grad would corrupt its "
                 f"graph; {instead}, or update parameters inside `with no_grad():`."
             )
-        if not self._data.flags.writeable:
+        flags = getattr(self._data, "flags", None)  # (NumPy's; other libraries: writable)
+        if flags is not None and not flags.writeable:
             raise ValueError(
                 f"{op}: this tensor's array is read-only (a broadcast view?); make a copy "
                 "first: t = Tensor(t.numpy())."
@@ -361,16 +380,16 @@ class Tensor(TensorMethods):
         return self
 
     def __iadd__(self, other: Any) -> Tensor:
-        return self._inplace("__iadd__", lambda a: np.add(a, _raw(other), out=a))
+        return self._inplace("__iadd__", _update(np.add, operator.iadd, other))
 
     def __isub__(self, other: Any) -> Tensor:
-        return self._inplace("__isub__", lambda a: np.subtract(a, _raw(other), out=a))
+        return self._inplace("__isub__", _update(np.subtract, operator.isub, other))
 
     def __imul__(self, other: Any) -> Tensor:
-        return self._inplace("__imul__", lambda a: np.multiply(a, _raw(other), out=a))
+        return self._inplace("__imul__", _update(np.multiply, operator.imul, other))
 
     def __itruediv__(self, other: Any) -> Tensor:
-        return self._inplace("__itruediv__", lambda a: np.divide(a, _raw(other), out=a))
+        return self._inplace("__itruediv__", _update(np.divide, operator.itruediv, other))
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self._inplace("__setitem__", lambda a: a.__setitem__(_index(index), _raw(value)))
@@ -392,8 +411,23 @@ def _raw(x: Any) -> Any:
     return x._data if isinstance(x, Tensor) else x
 
 
-def _seed(out: Tensor, gradient: Any, op: str) -> np.ndarray:
+def _update(ufunc: Any, in_place: Callable[[Any, Any], Any], other: Any) -> Callable[[Any], None]:
+    """``a op= other`` in place: NumPy's ufunc with ``out=`` (casts as NumPy does), or the
+    in-place operator of another array library."""
+
+    def update(a: Any) -> None:
+        if type(a) is np.ndarray:
+            ufunc(a, _raw(other), out=a)
+        else:
+            in_place(a, _raw(other))
+
+    return update
+
+
+def _seed(out: Tensor, gradient: Any, op: str) -> Any:
     """d(out)/d(out): ones for a scalar, else the user's ``gradient`` of out's shape."""
+    if type(out._data) is not np.ndarray:  # another array library: made by it
+        return backend.seed(out._data, None if gradient is None else _raw(gradient), op)
     if gradient is None:
         if out._data.size != 1:
             raise RuntimeError(
