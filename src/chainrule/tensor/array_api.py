@@ -61,7 +61,7 @@ __array_api_version__ = "2024.12"
 
 __all__ = [
     "abs", "add", "asarray", "astype", "broadcast_to", "clip", "concat", "cos", "divide",
-    "equal", "exp", "expand_dims", "greater", "greater_equal", "isdtype", "less",
+    "equal", "exp", "expand_dims", "full_like", "greater", "greater_equal", "isdtype", "less",
     "less_equal", "log", "logical_and", "logical_not", "logical_or", "matmul",
     "matrix_transpose", "max", "maximum", "mean", "min", "minimum", "multiply", "negative",
     "not_equal", "ones_like", "permute_dims", "pow", "reshape", "sign", "sin", "sqrt",
@@ -99,6 +99,11 @@ def zeros_like(x: Any, /, *, dtype: Any = None) -> Any:
     """A constant Tensor of zeros in ``x``'s library (no gradient)."""
     data = getattr(x, "_data", x)
     return _wrap(_library(data).zeros_like(data, dtype=dtype))
+
+
+def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None) -> Any:
+    data = getattr(x, "_data", x)
+    return _wrap(_library(data).full_like(data, fill_value, dtype=dtype))
 
 
 def ones_like(x: Any, /, *, dtype: Any = None) -> Any:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chainrule.tensor import dtypes, ops
+from chainrule.tensor import backend, dtypes, ops
 from chainrule.tensor.torch_methods import TorchMethods
 
 if TYPE_CHECKING:
@@ -35,14 +35,17 @@ def _shape_args(shape: tuple[Any, ...]) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _index(index: Any) -> Any:
-    """Indices may hold Tensors (of ints or bools): use their arrays."""
+def _index(index: Any, like: Any = None) -> Any:
+    """Indices may hold Tensors (of ints or bools): use their arrays. A list becomes an
+    array of the library of ``like`` (an array), NumPy by default."""
     if hasattr(index, "_data"):
         return index._data
     if isinstance(index, tuple):
         return tuple(i._data if hasattr(i, "_data") else i for i in index)
     if isinstance(index, list):
-        return np.asarray(index)
+        if like is None or isinstance(like, np.ndarray):
+            return np.asarray(index)
+        return backend.array_namespace(like).asarray(index)
     return index
 
 
@@ -360,7 +363,7 @@ class TensorMethods(TorchMethods):
 
     def __getitem__(self, index: Any) -> Tensor:
         """Basic and integer-array indexing; the gradient is scattered back with add."""
-        return ops.getitem(self, _index(index))  # type: ignore[no-any-return]
+        return ops.getitem(self, _index(index, self._data))  # type: ignore[no-any-return]
 
     def astype(self, dtype: Any) -> Tensor:
         """A copy in another dtype; the gradient is cast back."""

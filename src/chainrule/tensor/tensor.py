@@ -103,7 +103,7 @@ class Tensor(TensorMethods):
 
         return array_api
 
-    _data: np.ndarray
+    _data: np.ndarray  # (or an array of another array API library: see backend)
     _requires_grad: bool
     _prev: tuple[Tensor, ...]
     _ctx: Any
@@ -200,13 +200,16 @@ class Tensor(TensorMethods):
         return self._data.ndim
 
     def __len__(self) -> int:
-        return len(self._data)
+        if not self._data.ndim:
+            raise TypeError("len() of a 0-d tensor")
+        return int(self._data.shape[0])
 
     def numpy(self) -> np.ndarray:
         """The NumPy array (shared memory: writing to it changes the tensor); for another
         array library's data, a NumPy copy of it."""
-        if not isinstance(self._data, np.ndarray | np.generic):
-            return backend.to_numpy(self._data)
+        data: Any = self._data
+        if not isinstance(data, np.ndarray | np.generic):
+            return backend.to_numpy(data)
         if self._fp is None:
             primitive.mark_handed_out(self)
         return self._data

@@ -62,6 +62,8 @@ def _pow_exponent_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
     # d/dy x^y = x^y ln x. As PyTorch: 0 at x == 0 for y >= 0 (ln 1 stands in for ln 0),
     # inf·ln 0 = -inf at x == 0 for y < 0, and nan for x < 0 (ln x undefined).
     xp = namespace(y)
+    if isinstance(x, int | float):  # a number to the power y: an array in y's library
+        x = xp.full_like(y, x)
     at_zero = xp.where(y < 0, xp.zeros_like(y), xp.ones_like(y))
     safe = where(x > 0, x, where(x == 0, at_zero, math.nan))
     with np.errstate(divide="ignore"):  # NumPy's warning switch: ln 0 = -inf is intended
@@ -191,7 +193,14 @@ def _clip(x: np.ndarray, min: Any = None, max: Any = None) -> np.ndarray:
     return np.clip(x, min, max)
 
 
-clip = primitive(_clip, "clip", lambda xp, x, min=None, max=None: xp.clip(x, min, max))
+def _clip_any(xp: Any, x: Any, min: Any = None, max: Any = None) -> Any:
+    # (Not xp.clip: min > max is unspecified there; NumPy and PyTorch give max.)
+    if min is not None:
+        x = xp.maximum(x, min)
+    return x if max is None else xp.minimum(x, max)
+
+
+clip = primitive(_clip, "clip", _clip_any)
 # Like PyTorch's clamp: the gradient passes where min <= x <= max (bounds included).
 defvjp(
     clip,
