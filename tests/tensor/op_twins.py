@@ -405,8 +405,6 @@ STRICT_CANNOT: dict[str, str] = {
     "matmul_ndarray_left": "array-api-strict's operators raise TypeError for an operand that "
     "is not one of its arrays instead of returning NotImplemented, so ndarray @ Tensor never "
     "reaches Tensor.__rmatmul__ (NumPy, CuPy and PyTorch defer)",
-    "getitem_mixed_slice": "an integer array next to a partial slice (x[i, 1:3]): the "
-    "standard allows integer arrays only among integers and full slices; index in two steps",
 }
 
 

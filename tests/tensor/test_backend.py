@@ -32,6 +32,8 @@ INDICES: list[tuple[str, Any]] = [
     ("negative", np.array([-1, 0, -1])), ("array_2d", np.array([[0, 1], [1, 1]])),
     ("pair", (np.array([0, 2, 0]), np.array([1, 1, 1]))),
     ("mixed", (slice(None), np.array([2, 2, 0]))), ("after_ellipsis", (E, np.array([4, 0]))),
+    ("mixed_slice", (np.array([3, 3]), slice(1, 3))),
+    ("sliced", (slice(1, None), E, np.array([0, 4]))),
     ("empty", np.array([], dtype=np.int64)), ("mask", np.array([True, False, True, True])),
 ]  # fmt: skip
 
@@ -39,7 +41,7 @@ INDICES: list[tuple[str, Any]] = [
 def _strict(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(_strict(i) for i in index)
-    return xps.asarray(index) if isinstance(index, np.ndarray) else index
+    return xps.asarray(index) if isinstance(index, np.ndarray | list) else index
 
 
 @pytest.mark.parametrize(("name", "index"), INDICES, ids=[n for n, _ in INDICES])
@@ -53,6 +55,8 @@ def test_getitem_rejects_integer_arrays_split_by_a_slice_with_what_to_do() -> No
     x = xps.zeros((4, 3, 5))
     with pytest.raises(IndexError, match=r"getitem: .*adjacent.*two steps"):
         backend.getitem(xps, x, (xps.asarray([0]), slice(1, 2), xps.asarray([0])))
+    with pytest.raises(IndexError, match=r"getitem: .*adjacent.*two steps"):
+        backend.getitem(xps, x, (1, xps.asarray([0])))
 
 
 @pytest.mark.parametrize(("name", "index"), INDICES, ids=[n for n, _ in INDICES])

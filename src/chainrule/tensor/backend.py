@@ -189,13 +189,18 @@ def getitem(xp: Any, x: Any, index: Any) -> Any:
     first, last = arrays[0], arrays[-1]
     rest = items[:first] + items[last + 1 :]
     if last - first + 1 != len(arrays) or any(
-        not (item is Ellipsis or item == slice(None)) for item in rest
+        not (item is Ellipsis or isinstance(item, slice)) for item in rest
     ):
         raise IndexError(
             f"getitem: on {library_name(xp)} arrays, integer-array indices must be adjacent "
-            "and the other indices full slices (x[i], x[:, i], x[i, j]); got "
-            f"{index!r}. Index in two steps: x[slices][arrays]."
+            "and the other indices slices (x[i], x[:, i], x[i, j], x[i, 1:3]); got "
+            f"{index!r}. Index in two steps: x[ints][arrays]."
         )
+    if any(isinstance(item, slice) and item != slice(None) for item in rest):
+        # Slices first (they keep every axis), then the arrays over full slices.
+        full = tuple(slice(None) if k in arrays else item for k, item in enumerate(items))
+        x = x[full if Ellipsis in full else (*full, Ellipsis)]
+        items = tuple(item if k in arrays else slice(None) for k, item in enumerate(items))
     if Ellipsis in items[:first]:  # x[..., i]: count the axes before the arrays from the end
         first = x.ndim - (len(items) - first - (Ellipsis in items[last + 1 :]))
     k = len(arrays)

@@ -97,6 +97,8 @@ def _pair(x: Any, y: Any, op: str, true_division: bool = False) -> tuple[Any, An
             return x, y
         if type(y) is int and xd.kind in "iuf":
             return x, y
+    if hasattr(yd, "__array_namespace__") and not backend.is_numpy(yd):
+        return x, y  # two libraries: the operation raises, naming both
     want = dtypes.result_type(x, y)
     if true_division and want.kind != "f":
         want = dtypes.get_default_dtype()
