@@ -303,7 +303,7 @@ def _store_array_grads(found: list[tuple[Tensor, np.ndarray]]) -> None:
         # `+` passes g on unchanged): give .grad its own memory before anyone updates it.
         # (Read-only arrays come only from hooks, which copy them: no flags check here.)
         # (An array without .base, of another library: copied, as it may be a view.)
-        if getattr(g, "base", g) is not None or id(g) in stored:
+        if type(g) is not np.ndarray or g.base is not None or id(g) in stored:
             g = _own(g)
         stored.add(id(g))
         if t.grad is None:

@@ -108,7 +108,10 @@ def _pair(x: Any, y: Any, op: str, true_division: bool = False) -> tuple[Any, An
 def _matmul_pair(x: Any, y: Any) -> tuple[Any, Any]:
     """As PyTorch, a matrix product does not promote: both operands need one dtype."""
     y = _operand(y, "matmul")
-    xd, yd = (a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype for a in (x, y))
+    xd = x._data.dtype  # x is the Tensor whose method runs
+    yd = getattr(getattr(y, "_data", y), "dtype", None)  # (an array of any library)
+    if yd is None:
+        yd = np.asarray(y).dtype  # a number
     if xd != yd:
         raise RuntimeError(
             f"matmul: both operands must have the same dtype, got {xd} and {yd} (as in "

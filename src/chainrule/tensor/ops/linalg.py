@@ -18,18 +18,21 @@ from chainrule.tensor.primitive import defvjp, defvjp_argnums, primitive, standa
 
 
 def _matmul_x_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    if x.ndim > 1 and y.ndim > 1:  # (matrices: the common case first)
+        return matmul(g, y.mT)
     if x.ndim == 1 and y.ndim == 1:  # inner product: ans = Σ x_i y_i
         return g * y
     xp = namespace(g)
     if y.ndim == 1:  # (..., m, k) @ (k,) -> (..., m): outer product of g with y
         return xp.reshape(g, (*g.shape, 1)) * y
-    if x.ndim == 1:  # (k,) @ (..., k, n) -> (..., n)
-        column = matmul(y, xp.reshape(g, (*g.shape, 1)))
-        return xp.reshape(column, (*g.shape[:-1], y.shape[-2]))
-    return matmul(g, y.mT)
+    # x.ndim == 1: (k,) @ (..., k, n) -> (..., n)
+    column = matmul(y, xp.reshape(g, (*g.shape, 1)))
+    return xp.reshape(column, (*g.shape[:-1], y.shape[-2]))
 
 
 def _matmul_y_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    if x.ndim > 1 and y.ndim > 1:
+        return matmul(x.mT, g)
     if x.ndim == 1 and y.ndim == 1:
         return g * x
     xp = namespace(g)
@@ -37,10 +40,9 @@ def _matmul_y_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
         return namespace(x).reshape(x, (x.shape[0], 1)) * xp.reshape(
             g, (*g.shape[:-1], 1, g.shape[-1])
         )
-    if y.ndim == 1:  # (..., m, k) @ (k,) -> (..., m)
-        column = matmul(x.mT, xp.reshape(g, (*g.shape, 1)))
-        return xp.reshape(column, (*g.shape[:-1], x.shape[-1]))
-    return matmul(x.mT, g)
+    # y.ndim == 1: (..., m, k) @ (k,) -> (..., m)
+    column = matmul(x.mT, xp.reshape(g, (*g.shape, 1)))
+    return xp.reshape(column, (*g.shape[:-1], x.shape[-1]))
 
 
 matmul = primitive(np.matmul, "matmul", standard("matmul"))
@@ -54,7 +56,8 @@ def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -
     # gradients in the same layout, so elementwise rules never mix the two.
     out = (weight @ x.T).T if x.ndim == 2 else x @ weight.T
     if bias is not None:
-        _check_bias(bias.shape, out.shape, weight.shape)
+        if bias.shape != out.shape[-1:]:  # (the usual (out_features,) needs no check)
+            _check_bias(bias.shape, out.shape, weight.shape)
         if bias.dtype == out.dtype:
             out += bias  # in place: saves one temporary of the output's size
         else:
