@@ -78,3 +78,25 @@ def test_a_tensor_is_an_array_api_object_whose_namespace_records() -> None:
     assert backend.array_namespace(x.grad) is xps
     assert Tensor(xps.asarray([1, 2])).dtype == xps.int64
     assert "array_api_strict.float64" in repr(Tensor(xps.ones(2)))
+
+
+@pytest.mark.parametrize("name", ["erf", "erfc", "gelu", "bce_with_logits", "clone"])
+def test_the_nn_primitives_give_numpys_values_and_gradients_on_array_api_strict(
+    name: str,
+) -> None:
+    from chainrule.nn import functional as F
+    from chainrule.tensor.torch_methods import clone
+
+    fns = {"erf": F.erf, "erfc": F.erfc, "gelu": F.gelu, "clone": clone,
+           "bce_with_logits": lambda z: F.bce_with_logits(z, z * 0.0 + 0.25)}  # fmt: skip
+    values = np.linspace(-6.0, 3.0, 10)
+    results = []
+    for make in (np.asarray, xps.asarray):
+        x = Tensor(make(values), requires_grad=True)
+        out = fns[name](x)
+        out.sum().backward()
+        assert backend.array_namespace(out) is backend.array_namespace(x.grad)
+        results.append((out.numpy(), x.grad.numpy()))
+    (v, g), (sv, sg) = results
+    np.testing.assert_allclose(sv, v, rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(sg, g, rtol=1e-14, atol=1e-300)

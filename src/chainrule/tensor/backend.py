@@ -240,24 +240,34 @@ def index_add(xp: Any, g: Any, shape: tuple[int, ...], index: Any) -> Any:
 
 def erf(xp: Any, x: Any) -> Any:
     """The error function, elementwise, on ``x``'s library."""
+    return _special(xp, x, "erf")
+
+
+def erfc(xp: Any, x: Any) -> Any:
+    """1 - erf(x), accurate where erf(x) is close to 1 (large x)."""
+    return _special(xp, x, "erfc")
+
+
+def _special(xp: Any, x: Any, name: str) -> Any:
     if xp is np:
-        return _numpy_erf()(x)
+        return _numpy_special(name)(x)
     if library_name(xp) == "cupy":
         import cupyx.scipy.special  # type: ignore[import-not-found]
 
-        return cupyx.scipy.special.erf(x)
-    # No erf in the standard: through NumPy on the host, and back (array-api-strict and
-    # other CPU libraries; a GPU library should be added above).
-    return xp.asarray(_numpy_erf()(to_numpy(x)), dtype=x.dtype)
+        return getattr(cupyx.scipy.special, name)(x)
+    # Not in the standard: through NumPy on the host, and back (array-api-strict and other
+    # CPU libraries; a GPU library should get its own branch above).
+    return xp.asarray(_numpy_special(name)(to_numpy(x)), dtype=x.dtype)
 
 
-def _numpy_erf() -> Callable[[np.ndarray], np.ndarray]:
+def _numpy_special(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """SciPy's vectorised function if installed (imported on first use), else math's."""
     try:
-        from scipy.special import erf as scipy_erf
+        import scipy.special
     except ImportError:  # pragma: no cover - scipy is in the dev extra
-        vectorised = np.frompyfunc(math.erf, 1, 1)
+        vectorised = np.frompyfunc(getattr(math, name), 1, 1)
         return lambda x: np.asarray(vectorised(x), dtype=np.result_type(x, np.float32))
-    return scipy_erf  # type: ignore[no-any-return]
+    return getattr(scipy.special, name)  # type: ignore[no-any-return]
 
 
 class Generator:
