@@ -8,11 +8,14 @@ from typing import Any
 import array_api_strict as xps
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chainrule import nn
 from chainrule.tensor import Tensor, array_api, backend, no_grad, ops
 from chainrule.tensor.ops.loss import cross_entropy
 from chainrule.tensor.primitive import primitive
+from tests.tensor.programs import LEAF_SHAPES, Steps, leaves, programs, run_program, weighted_sum
 
 
 def _train(model: nn.Module, x: Any, y: Any, steps: int, lr: float) -> list[float]:
@@ -100,3 +103,33 @@ def test_the_nn_primitives_give_numpys_values_and_gradients_on_array_api_strict(
     (v, g), (sv, sg) = results
     np.testing.assert_allclose(sv, v, rtol=1e-14, atol=1e-300)
     np.testing.assert_allclose(sg, g, rtol=1e-14, atol=1e-300)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shapes=LEAF_SHAPES, steps=programs(), seed=st.integers(0, 2**32 - 1))
+def test_random_programs_give_numpys_gradients_on_array_api_strict(
+    shapes: Any, steps: Steps, seed: int
+) -> None:
+    # Random compositions of the ops, first and second order (create_graph): every
+    # gradient on array-api-strict equals the one on NumPy and stays in its library.
+    rng = np.random.default_rng(seed)
+    inputs = [rng.standard_normal(s) for s in shapes.input_shapes]
+    found = []
+    for xp in (np, xps):
+        xs, txs = leaves(inputs, xp)
+        results, _ = run_program(steps, xs, txs)
+        ws = [np.random.default_rng(seed + 1).standard_normal(r.shape) for r in xs + results]
+        weighted_sum(xs + results, ws, xp).backward(create_graph=True)
+        first = [x.grad for x in xs]
+        for x in xs:
+            x.grad = None
+        recorded = [g for g in first if g is not None and g.requires_grad]
+        if recorded:
+            weighted_sum(recorded, [np.ones(g.shape) for g in recorded], xp).backward()
+        for g in [*first, *(x.grad for x in xs)]:
+            assert g is None or backend.array_namespace(g) is xp
+        found.append([None if g is None else g.numpy() for g in [*first, *(x.grad for x in xs)]])
+    for a, b in zip(*found, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)

@@ -54,14 +54,14 @@ def array_namespace(*arrays: Any, op: str = "operation") -> Any:
     found: list[Any] = []
     for a in arrays:
         data = getattr(a, "_data", a)  # a chainrule Tensor: its array
-        if type(data) is _ndarray:
+        if type(data) is _ndarray or isinstance(data, _ndarray):  # (and NumPy's subclasses)
             continue
         if data is None or isinstance(data, _SCALARS) or not hasattr(data, "__array_namespace__"):
             continue
         found.append(data)
     if not found:
         return np  # NumPy arrays only (the common case: no array_api_compat call)
-    has_numpy = any(type(getattr(a, "_data", a)) is _ndarray for a in arrays)
+    has_numpy = any(isinstance(getattr(a, "_data", a), _ndarray) for a in arrays)
     try:
         xp = array_api_compat.array_namespace(*found)
     except TypeError:
@@ -318,7 +318,7 @@ def fingerprint(a: Any) -> Any:
     on the array's own device: no host copy (for a GPU array, no synchronisation either),
     until ``same_fingerprint`` compares two of them.
     """
-    if type(a) is _ndarray:
+    if isinstance(a, _ndarray | np.generic):
         flat = a.reshape(-1)
         return flat[:: max(1, flat.size // 64)].tobytes()
     xp = array_namespace(a)

@@ -223,7 +223,7 @@ def _walk(
 def _fit(gi: Any, target: Any, create_graph: bool) -> Any:
     """Fit a rule's gradient to its input, for every rule, here: sum a broadcast gradient
     back to the input's shape and cast it to the input's dtype."""
-    if type(gi) is not np.ndarray and not create_graph:  # another array library's
+    if not create_graph and not isinstance(gi, np.ndarray | np.generic):  # another library's
         xp = backend.array_namespace(gi, target, op="backward")
         if gi.shape != target.shape:
             gi = sum_to_any(xp, gi, target.shape)
@@ -283,14 +283,15 @@ def _run_hooks(node: Tensor, g: Any, create_graph: bool) -> Any:
 
 def _hook_array(new: Any, node: Tensor) -> Any:
     """A hook's returned array, in the node's array library."""
-    if type(node._data) is np.ndarray or hasattr(new, "__array_namespace__"):
-        return np.asarray(new) if type(node._data) is np.ndarray else new
+    numpy = isinstance(node._data, np.ndarray)
+    if numpy or hasattr(new, "__array_namespace__"):
+        return np.asarray(new) if numpy else new
     return backend.array_namespace(node._data).asarray(new)
 
 
 def _own(g: Any) -> Any:
     """A copy of ``g`` in its own library."""
-    if type(g) is np.ndarray:
+    if isinstance(g, np.ndarray | np.generic):
         return g.copy()
     return backend.array_namespace(g).asarray(g, copy=True)
 
@@ -303,7 +304,8 @@ def _store_array_grads(found: list[tuple[Tensor, np.ndarray]]) -> None:
         # `+` passes g on unchanged): give .grad its own memory before anyone updates it.
         # (Read-only arrays come only from hooks, which copy them: no flags check here.)
         # (An array without .base, of another library: copied, as it may be a view.)
-        if type(g) is not np.ndarray or g.base is not None or id(g) in stored:
+        numpy = type(g) is np.ndarray or isinstance(g, np.ndarray)
+        if not numpy or g.base is not None or id(g) in stored:
             g = _own(g)
         stored.add(id(g))
         if t.grad is None:

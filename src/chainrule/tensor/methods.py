@@ -85,7 +85,7 @@ def _pair(x: Any, y: Any, op: str, true_division: bool = False) -> tuple[Any, An
     float64); int / int is a float division in the default dtype.
     """
     y = _operand(y, op)
-    if type(x._data) is not np.ndarray:
+    if type(x._data) is not np.ndarray and not isinstance(x._data, np.ndarray):
         return x, y  # another array library: its own (the standard's) type promotion
     xd = x._data.dtype  # x is the Tensor whose method runs
     yd = getattr(y, "_data", y)

@@ -110,6 +110,7 @@ class Primitive:
         prev: list[Tensor] = []  # and those inputs
         stamp = _clock[0]
         foreign = False  # an array of another library than NumPy among the inputs
+        data: Any  # a NumPy array, or another array library's
         i = -1
         for a in args:
             i += 1
@@ -117,7 +118,7 @@ class Primitive:
                 if raw is None:
                     raw = list(args)
                 data = raw[i] = a._data
-                if type(data) is not _ndarray:
+                if type(data) is not _ndarray and not isinstance(data, _NUMPY):
                     foreign = True
                 if a._requires_grad:
                     parents.append(i)
@@ -387,19 +388,20 @@ def fingerprint(a: Any) -> Any:
     compares the sample with the array. Any change of the whole array (an optimiser step,
     ``x.data *= 2``) is caught; a change of a few elements between the samples is not.
     """
-    if type(a) is _ndarray:  # (the common case, inline: saves a call per saved input)
+    if isinstance(a, _ndarray):  # (the common case, inline: saves a call per saved input)
         flat = a.reshape(-1)
         return flat[:: max(1, flat.size // 64)].tobytes()
     return backend.fingerprint(a)
 
 
 _ndarray = np.ndarray
+_NUMPY = (np.ndarray, np.generic)  # NumPy's arrays (and their subclasses) and scalars
 # Argument types that are never another library's array: one set lookup per argument.
 _PLAIN = frozenset({_ndarray, float, int, bool, tuple, list, slice, type(None), str, np.dtype})
 
 
 def _foreign_array(a: Any) -> bool:
-    return not isinstance(a, np.generic | np.dtype) and hasattr(a, "__array_namespace__")
+    return not isinstance(a, (*_NUMPY, np.dtype)) and hasattr(a, "__array_namespace__")
 
 
 _grad_enabled = grad_mode._enabled.get  # (bound once: read by every operation)

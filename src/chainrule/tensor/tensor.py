@@ -419,7 +419,7 @@ def _update(ufunc: Any, in_place: Callable[[Any, Any], Any], other: Any) -> Call
     in-place operator of another array library."""
 
     def update(a: Any) -> None:
-        if type(a) is np.ndarray:
+        if isinstance(a, np.ndarray):
             ufunc(a, _raw(other), out=a)
         else:
             in_place(a, _raw(other))
@@ -429,8 +429,10 @@ def _update(ufunc: Any, in_place: Callable[[Any, Any], Any], other: Any) -> Call
 
 def _seed(out: Tensor, gradient: Any, op: str) -> Any:
     """d(out)/d(out): ones for a scalar, else the user's ``gradient`` of out's shape."""
-    if type(out._data) is not np.ndarray:  # another array library: made by it
-        return backend.seed(out._data, None if gradient is None else _raw(gradient), op)
+    data: Any = out._data
+    if type(data) is not np.ndarray and not isinstance(data, np.ndarray | np.generic):
+        # another array library: the seed is made by it
+        return backend.seed(data, None if gradient is None else _raw(gradient), op)
     if gradient is None:
         if out._data.size != 1:
             raise RuntimeError(

@@ -94,7 +94,7 @@ def _linear_rule(
 ) -> list[Any]:
     """The lecture's three equations for f = β + Ω h, for the inputs that need them:
     ∂ℓ/∂h = Ωᵀ ∂ℓ/∂f, ∂ℓ/∂Ω = ∂ℓ/∂f hᵀ and ∂ℓ/∂β = ∂ℓ/∂f, each summed over the batch."""
-    rows = g.ndim == 2 and isinstance(g, np.ndarray)  # a batch of rows, arrays: the hot path
+    rows = g.ndim == 2 and isinstance(g, np.ndarray)  # NumPy rows: the hot path, fast paths
     xp = None if rows else namespace(g)
     grads = []
     for i in argnums:
