@@ -62,12 +62,20 @@ def array_namespace(*arrays: Any, op: str = "operation") -> Any:
     if not found:
         return np  # NumPy arrays only (the common case: no array_api_compat call)
     has_numpy = any(isinstance(getattr(a, "_data", a), _ndarray) for a in arrays)
-    try:
-        xp = array_api_compat.array_namespace(*found)
-    except TypeError:
-        xp = None
-    libraries = sorted({library_name(array_api_compat.array_namespace(a)) for a in found})
+    kinds = {type(data) for data in found}
+    xp = None
+    if len(kinds) == 1:  # one array type: its namespace, asked of array_api_compat once
+        kind = kinds.pop()
+        xp = _BY_TYPE.get(kind)
+        if xp is None:
+            xp = _BY_TYPE[kind] = array_api_compat.array_namespace(found[0])
+    else:
+        try:
+            xp = array_api_compat.array_namespace(*found)
+        except TypeError:
+            xp = None
     if xp is None or has_numpy:
+        libraries = sorted({library_name(array_api_compat.array_namespace(a)) for a in found})
         if has_numpy:
             libraries = ["numpy", *libraries]
         raise MixedLibrariesError(
@@ -76,6 +84,10 @@ def array_namespace(*arrays: Any, op: str = "operation") -> Any:
             "side first (e.g. xp.asarray(...) of the other's library, or .to()/.cpu())."
         )
     return xp
+
+
+# The namespace of each array type met so far (a GPU step asks at every operation).
+_BY_TYPE: dict[type, Any] = {}
 
 
 def namespace(*xs: Any) -> Any:
