@@ -138,6 +138,8 @@ def _logsumexp(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.n
 
 
 def _logsumexp_any(xp: Any, x: Any, axis: Axis = None, keepdims: bool = False) -> Any:
+    if x.ndim == 0:
+        axis = None  # (NumPy's reductions take axis 0 or -1 of a 0-d array; the standard not)
     if math.prod(x.shape) == 0:
         shape = xp.sum(x, axis=axis, keepdims=keepdims).shape
         return xp.full(shape, -math.inf, dtype=x.dtype)
