@@ -396,9 +396,19 @@ case("cross_entropy_one_class", lambda z, t: cross_entropy(z, t), F.cross_entrop
 # -- running a case in both libraries -----------------------------------------------------
 
 
-# The array libraries chainrule's half of every case runs on: NumPy, and array-api-strict
-# (the standard's strict reference: any NumPy-only call left in an op or a rule fails there).
-BACKENDS = ["numpy", "array_api_strict"]
+def _gpu() -> bool:
+    try:
+        import cupy  # type: ignore[import-not-found]
+
+        return bool(cupy.cuda.is_available())
+    except Exception:  # no CuPy, or no driver: no GPU run
+        return False
+
+
+# The array libraries chainrule's half of every case runs on: NumPy, array-api-strict (the
+# standard's strict reference: any NumPy-only call left in an op or a rule fails there),
+# and CuPy where a GPU is present (float64, to the same 1e-10).
+BACKENDS = ["numpy", "array_api_strict", *(["cupy"] if _gpu() else [])]
 
 # Cases that cannot run on array-api-strict, each with the reason (not a silent skip).
 STRICT_CANNOT: dict[str, str] = {
@@ -412,6 +422,10 @@ def library(name: str) -> Any:
     """The array library called ``name`` (its module)."""
     if name == "numpy":
         return np
+    if name == "cupy":  # its array API namespace, as backend.array_namespace gives it
+        import array_api_compat.cupy
+
+        return array_api_compat.cupy
     import array_api_strict
 
     return array_api_strict

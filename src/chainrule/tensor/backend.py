@@ -56,7 +56,7 @@ def array_namespace(*arrays: Any, op: str = "operation") -> Any:
         data = getattr(a, "_data", a)  # a chainrule Tensor: its array
         if type(data) is _ndarray or isinstance(data, _ndarray):  # (and NumPy's subclasses)
             continue
-        if data is None or isinstance(data, _SCALARS) or not hasattr(data, "__array_namespace__"):
+        if data is None or isinstance(data, _SCALARS) or not is_library_array(data):
             continue
         found.append(data)
     if not found:
@@ -88,6 +88,12 @@ def array_namespace(*arrays: Any, op: str = "operation") -> Any:
 
 # The namespace of each array type met so far (a GPU step asks at every operation).
 _BY_TYPE: dict[type, Any] = {}
+
+
+def is_library_array(a: Any) -> bool:
+    """True for an array of an array API library: one with ``__array_namespace__``, or a
+    CuPy array (recognised by array_api_compat whether or not it has that method)."""
+    return hasattr(a, "__array_namespace__") or array_api_compat.is_cupy_array(a)
 
 
 def namespace(*xs: Any) -> Any:

@@ -284,7 +284,7 @@ def _run_hooks(node: Tensor, g: Any, create_graph: bool) -> Any:
 def _hook_array(new: Any, node: Tensor) -> Any:
     """A hook's returned array, in the node's array library."""
     numpy = isinstance(node._data, np.ndarray)
-    if numpy or hasattr(new, "__array_namespace__"):
+    if numpy or backend.is_library_array(new):
         return np.asarray(new) if numpy else new
     return backend.array_namespace(node._data).asarray(new)
 

@@ -56,7 +56,7 @@ def _operand(other: Any, op: str) -> Any:
     """Check an arithmetic operand: a Tensor, a number or a numeric NumPy array."""
     if hasattr(other, "_data") or isinstance(other, _NUMBERS):
         return other
-    if hasattr(other, "__array_namespace__") and not isinstance(other, np.ndarray):
+    if backend.is_library_array(other) and not isinstance(other, np.ndarray):
         return other  # another array library's array (the operation checks the library)
     if isinstance(other, np.ndarray) and other.dtype.kind in "biuf":
         return other
@@ -97,7 +97,7 @@ def _pair(x: Any, y: Any, op: str, true_division: bool = False) -> tuple[Any, An
             return x, y
         if type(y) is int and xd.kind in "iuf":
             return x, y
-    if hasattr(yd, "__array_namespace__") and not backend.is_numpy(yd):
+    if backend.is_library_array(yd) and not backend.is_numpy(yd):
         return x, y  # two libraries: the operation raises, naming both
     want = dtypes.result_type(x, y)
     if true_division and want.kind != "f":

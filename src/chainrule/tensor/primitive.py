@@ -401,7 +401,7 @@ _PLAIN = frozenset({_ndarray, float, int, bool, tuple, list, slice, type(None), 
 
 
 def _foreign_array(a: Any) -> bool:
-    return not isinstance(a, (*_NUMPY, np.dtype)) and hasattr(a, "__array_namespace__")
+    return not isinstance(a, (*_NUMPY, np.dtype)) and backend.is_library_array(a)
 
 
 _grad_enabled = grad_mode._enabled.get  # (bound once: read by every operation)

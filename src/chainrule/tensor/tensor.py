@@ -38,7 +38,7 @@ def _as_array(data: Any, dtype: Any, op: str) -> Any:
     if isinstance(data, Tensor):
         data = data._data
     from_numpy = isinstance(data, np.ndarray | np.generic)
-    if not from_numpy and hasattr(data, "__array_namespace__"):
+    if not from_numpy and backend.is_library_array(data):
         return backend.copy_array(data, dtype, op)
     try:
         arr = np.array(data, dtype=dtype, copy=True)
@@ -181,7 +181,7 @@ class Tensor(TensorMethods):
     def data(self, value: Any) -> None:
         if isinstance(value, Tensor):
             self._data = value._data
-        elif hasattr(value, "__array_namespace__") and not isinstance(value, np.generic):
+        elif backend.is_library_array(value) and not isinstance(value, np.generic):
             self._data = value  # an array of any library, kept in it
         else:
             self._data = np.asarray(value)
