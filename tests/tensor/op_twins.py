@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from chainrule.tensor import Tensor, ops
+from chainrule.tensor import Tensor, backend, ops
 from chainrule.tensor.ops.loss import cross_entropy
 
 Fn = Callable[..., Any]
@@ -184,7 +184,8 @@ for sx, sy in MATMUL_SHAPES:
     case(f"matmul{sx}{sy}", lambda x, y: x @ y, torch.matmul, normal(*sx), normal(*sy))
 case("matmul_method", lambda x, y: x.matmul(y), torch.matmul, normal(2, 3), normal(3, 2))
 LEFT = normal(4, 3)
-case("matmul_ndarray_left", lambda y: LEFT @ y, lambda y: torch.tensor(LEFT) @ y, normal(3, 2))
+case("matmul_ndarray_left", lambda y: like(LEFT, y) @ y, lambda y: torch.tensor(LEFT) @ y,
+     normal(3, 2))  # fmt: skip
 
 # -- reductions ---------------------------------------------------------------------------
 
@@ -305,6 +306,16 @@ for name, f, tf, shape in SHAPE_OPS:
     case(name, f, tf, normal(*shape))
 
 
+def like(index: Any, x: Any) -> Any:
+    """``index`` with its NumPy arrays made by the array library of ``x``'s data: a case
+    indexes an array-api-strict tensor with array-api-strict arrays (one library per op)."""
+    if isinstance(index, tuple):
+        return tuple(like(i, x) for i in index)
+    if isinstance(index, np.ndarray) and not isinstance(x._data, np.ndarray):
+        return backend.array_namespace(x).asarray(index)
+    return index
+
+
 def _index_case(name: str, index: Any, shape: tuple[int, ...] = (4, 3, 5)) -> None:
     """``x[index]`` for both: NumPy arrays inside ``index`` become torch tensors."""
 
@@ -313,7 +324,8 @@ def _index_case(name: str, index: Any, shape: tuple[int, ...] = (4, 3, 5)) -> No
             return tuple(to_torch(j) for j in i)
         return torch.from_numpy(i) if isinstance(i, np.ndarray) else i
 
-    case(f"getitem_{name}", lambda x: x[index], lambda x: x[to_torch(index)], normal(*shape))
+    case(f"getitem_{name}", lambda x: x[like(index, x)], lambda x: x[to_torch(index)],
+         normal(*shape))  # fmt: skip
 
 
 for name, index in [
@@ -330,7 +342,7 @@ for name, index in [
 ]:  # fmt: skip
     _index_case(name, index)
 case("getitem_tensor_mask", lambda x: x[x > 0], lambda x: x[x > 0], normal(4, 3))
-case("getitem_tensor_index", lambda x: x[Tensor(np.array([1, 1, 0]))],
+case("getitem_tensor_index", lambda x: x[Tensor(like(np.array([1, 1, 0]), x))],
      lambda x: x[torch.tensor([1, 1, 0])], normal(3, 2))  # fmt: skip
 case("getitem_list", lambda x: x[[2, 2, 1]], lambda x: x[[2, 2, 1]], normal(3, 2))
 case("iterate_rows", lambda x: ops.stack(*list(x)) * 2, lambda x: torch.stack(list(x)) * 2,
@@ -356,7 +368,7 @@ _join_case("zero_size", "stack", [(0, 3), (0, 3)], 1)
 case("astype_roundtrip", lambda x: x.astype(np.float32).astype(np.float64),
      lambda x: x.float().double(), normal(2, 3))  # fmt: skip
 case("sum_to", lambda x: ops.sum_to(x, (3, 1)), lambda x: x.sum_to_size(3, 1), normal(2, 3, 4))
-case("index_add", lambda g: ops.index_add(g, (4, 2), np.array([1, 3, 1])),
+case("index_add", lambda g: ops.index_add(g, (4, 2), like(np.array([1, 3, 1]), g)),
      lambda g: torch.zeros(4, 2, dtype=torch.float64).index_put(
          (torch.tensor([1, 3, 1]),), g, accumulate=True), normal(3, 2))  # fmt: skip
 
@@ -384,13 +396,50 @@ case("cross_entropy_one_class", lambda z, t: cross_entropy(z, t), F.cross_entrop
 # -- running a case in both libraries -----------------------------------------------------
 
 
-def make_inputs(inputs: Sequence[np.ndarray]) -> tuple[list[Any], list[Any]]:
-    """Fresh leaves for both libraries: float arrays require grad, others are constants."""
+def _gpu() -> bool:
+    try:
+        import cupy  # type: ignore[import-not-found]
+
+        return bool(cupy.cuda.is_available())
+    except Exception:  # no CuPy, or no driver: no GPU run
+        return False
+
+
+# The array libraries chainrule's half of every case runs on: NumPy, array-api-strict (the
+# standard's strict reference: any NumPy-only call left in an op or a rule fails there),
+# and CuPy where a GPU is present (float64, to the same 1e-10).
+BACKENDS = ["numpy", "array_api_strict", *(["cupy"] if _gpu() else [])]
+
+# Cases that cannot run on array-api-strict, each with the reason (not a silent skip).
+STRICT_CANNOT: dict[str, str] = {
+    "matmul_ndarray_left": "array-api-strict's operators raise TypeError for an operand that "
+    "is not one of its arrays instead of returning NotImplemented, so ndarray @ Tensor never "
+    "reaches Tensor.__rmatmul__ (NumPy, CuPy and PyTorch defer)",
+}
+
+
+def library(name: str) -> Any:
+    """The array library called ``name`` (its module)."""
+    if name == "numpy":
+        return np
+    if name == "cupy":  # its array API namespace, as backend.array_namespace gives it
+        import array_api_compat.cupy
+
+        return array_api_compat.cupy
+    import array_api_strict
+
+    return array_api_strict
+
+
+def make_inputs(inputs: Sequence[np.ndarray], xp: Any = np) -> tuple[list[Any], list[Any]]:
+    """Fresh leaves for both libraries: float arrays require grad, others are constants.
+    Chainrule's inputs are arrays of ``xp`` (NumPy by default)."""
     ours: list[Any] = []
     theirs: list[Any] = []
     for a in inputs:
         is_float = a.dtype.kind == "f"
-        ours.append(Tensor(a.copy(), requires_grad=True) if is_float else a)
+        mine = a.copy() if xp is np else xp.asarray(a)
+        ours.append(Tensor(mine, requires_grad=True) if is_float else mine)
         theirs.append(torch.tensor(a, requires_grad=is_float))
     return ours, theirs
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from chainrule.tensor import Tensor, ops
+from tests.tensor.op_twins import like
 
 Op = tuple[str, int, Callable[..., Any], Callable[..., Any]]  # name, arity, ours, PyTorch's
 IDX = np.array([-1, 0, 0])  # repeated and negative indices: a scatter-add in backward
@@ -66,7 +67,7 @@ PROGRAM_OPS: list[Op] = [
     ),
     same("flatten", 1, lambda x: x.reshape(-1)),
     same("unsqueeze", 1, lambda x: x.unsqueeze(0)),
-    ("gather", 1, lambda x: x[..., IDX], lambda x: x[..., torch.from_numpy(IDX)]),
+    ("gather", 1, lambda x: x[..., like(IDX, x)], lambda x: x[..., torch.from_numpy(IDX)]),
     same("slice", 1, lambda x: x[1:]),
     same("add", 2, lambda x, y: x + y),
     same("sub", 2, lambda x, y: x - y),
@@ -107,8 +108,9 @@ def programs(draw: st.DrawFn) -> Steps:
     return steps
 
 
-def leaves(arrays: list[np.ndarray]) -> tuple[list[Tensor], list[torch.Tensor]]:
-    ours = [Tensor(a, requires_grad=True) for a in arrays]
+def leaves(arrays: list[np.ndarray], xp: Any = np) -> tuple[list[Tensor], list[torch.Tensor]]:
+    """The leaves in both libraries; chainrule's hold arrays of ``xp`` (NumPy by default)."""
+    ours = [Tensor(a if xp is np else xp.asarray(a), requires_grad=True) for a in arrays]
     return ours, [torch.tensor(a, requires_grad=True) for a in arrays]
 
 
@@ -135,5 +137,6 @@ def weighted_sum(results: list[Any], ws: list[np.ndarray], lib: Any) -> Any:
     """Σ_k <results_k, w_k>: a scalar loss that every result feeds."""
     total: Any = 0.0
     for r, w in zip(results, ws, strict=True):
-        total = total + (r * (torch.from_numpy(w) if lib is torch else w)).sum()
+        weight = torch.from_numpy(w) if lib is torch else w if lib is np else lib.asarray(w)
+        total = total + (r * weight).sum()
     return total

@@ -6,31 +6,51 @@ max/min/maximum/minimum, clip at its bounds, huge logits) are listed in ``op_twi
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 
-from chainrule.tensor import Tensor, ops
-from tests.tensor.op_twins import CASES, Case, assert_close, make_inputs
+from chainrule.tensor import Tensor, backend, ops
+from tests.tensor.op_twins import (
+    BACKENDS,
+    CASES,
+    STRICT_CANNOT,
+    Case,
+    assert_close,
+    library,
+    make_inputs,
+)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # log(0), 0 ** -1: nan/inf on purpose
+@pytest.mark.parametrize("lib", BACKENDS)
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_values_and_gradients_equal_pytorch(case: Case) -> None:
-    ours, theirs = make_inputs(case.inputs)
+def test_values_and_gradients_equal_pytorch(case: Case, lib: str) -> None:
+    if lib == "array_api_strict" and case.id in STRICT_CANNOT:
+        pytest.skip(f"{lib}: {STRICT_CANNOT[case.id]}")
+    xp = library(lib)
+    ours, theirs = make_inputs(case.inputs, xp)
     out = case.fn(*ours)
     tout = case.tfn(*theirs)
     assert isinstance(out, Tensor)
+    assert type(out._data) is np.ndarray if xp is np else library_of(out) is xp
     assert_close(out, tout, f"{case.id}: value")
 
     seed = np.random.default_rng(len(case.id)).standard_normal(out.shape)
-    out.backward(seed)
+    out.backward(xp.asarray(seed))
     tout.backward(torch.from_numpy(np.array(seed)))
     for k, (x, tx) in enumerate(zip(ours, theirs, strict=True)):
         if isinstance(x, Tensor):
             assert x.grad is not None, f"{case.id}: no gradient reached input {k}"
+            assert library_of(x.grad) is xp, f"{case.id}: gradient {k} left {lib}"
             expected = tx.grad if tx.grad is not None else torch.zeros_like(tx)
             assert_close(x.grad, expected, f"{case.id}: gradient of input {k}")
+
+
+def library_of(t: Tensor) -> Any:
+    return backend.array_namespace(t)
 
 
 HUGE = [c for c in CASES if "huge" in c.id]

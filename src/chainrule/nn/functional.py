@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from chainrule.nn.rng import RNG, as_generator
-from chainrule.tensor import ops
+from chainrule.tensor import backend, ops
 from chainrule.tensor.ops.loss import cross_entropy as _cross_entropy
 from chainrule.tensor.primitive import defvjp, primitive
 from chainrule.tensor.tensor import Tensor
@@ -113,8 +113,8 @@ def _erfc_np(x: np.ndarray) -> np.ndarray:
 _erf_impl: Any = None
 _erfc_impl: Any = None
 
-erf = primitive(_erf_np, "erf")
-erfc = primitive(_erfc_np, "erfc")
+erf = primitive(_erf_np, "erf", backend.erf)
+erfc = primitive(_erfc_np, "erfc", backend.erfc)
 defvjp(erf, lambda g, ans, x: g * (_TWO_OVER_SQRT_PI * ops.exp(-(x * x))))
 defvjp(erfc, lambda g, ans, x: g * (-_TWO_OVER_SQRT_PI * ops.exp(-(x * x))))
 
@@ -127,7 +127,9 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return out
 
 
-_gelu_primitive = primitive(_gelu, "gelu")
+_gelu_primitive = primitive(
+    _gelu, "gelu", lambda xp, x: x * (0.5 * backend.erfc(xp, x * -_INV_SQRT2))
+)
 defvjp(
     _gelu_primitive,
     # d/dx x Φ(x) = Φ(x) + x φ(x), φ(x) = e^(-x²/2) / √(2π)
@@ -224,7 +226,11 @@ def _bce_with_logits(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return loss
 
 
-bce_with_logits = primitive(_bce_with_logits, "bce_with_logits")
+def _bce_with_logits_any(xp: Any, z: Any, y: Any) -> Any:
+    return xp.maximum(z, xp.zeros_like(z)) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+
+
+bce_with_logits = primitive(_bce_with_logits, "bce_with_logits", _bce_with_logits_any)
 defvjp(
     bce_with_logits,
     lambda g, ans, z, y: g * (ops.sigmoid(z) - y),  # ∂/∂z = σ(z) - y

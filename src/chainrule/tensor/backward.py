@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from chainrule.graph import toposort
-from chainrule.tensor import anomaly, grad_mode
-from chainrule.tensor.ops.shape import _sum_to, sum_to
+from chainrule.tensor import anomaly, backend, grad_mode
+from chainrule.tensor.ops.shape import _sum_to, sum_to, sum_to_any
 from chainrule.tensor.primitive import Context, _clock, fingerprint
 from chainrule.tensor.tensor import RemovableHandle, Tensor
 
@@ -39,7 +39,7 @@ def _check_saved(ctx: Context) -> None:
     for a in ctx.args:
         if not isinstance(a, Tensor):
             continue
-        raw_write = a._fp is not None and fingerprint(a._data) != a._fp
+        raw_write = a._fp is not None and not backend.same_fingerprint(fingerprint(a._data), a._fp)
         if a._version[1] > saved_at or raw_write:
             how = (
                 "written through .data or a NumPy view"
@@ -55,9 +55,10 @@ def _check_saved(ctx: Context) -> None:
 
 
 def _check_grad(ctx: Context, argnum: int, gi: Any) -> None:
-    data = gi._data if not isinstance(gi, np.ndarray) else gi
-    if data.dtype.kind in "fc" and not np.isfinite(data).all():
-        bad = "nan" if np.isnan(data).any() else "inf"
+    data = gi._data if isinstance(gi, Tensor) else gi
+    xp = backend.array_namespace(data)
+    if backend.is_floating(data.dtype) and not bool(xp.all(xp.isfinite(data))):
+        bad = "nan" if bool(xp.any(xp.isnan(data))) else "inf"
         where = "".join(ctx.where[-3:]) if ctx.where else ""
         raise anomaly.AnomalyError(
             f"detect_anomaly: backward of '{ctx.prim.name}' produced {bad} in the gradient of "
@@ -175,6 +176,7 @@ def _walk(
                 _check_saved(ctx)
             prim, args = ctx.prim, ctx.args
             if quiet is None and (prim.quiet or create_graph):
+                # (NumPy's warnings switch; other libraries do not warn)
                 quiet = np.errstate(divide="ignore", invalid="ignore")
                 quiet.__enter__()
             needed = ctx.parents
@@ -218,9 +220,14 @@ def _walk(
     return found
 
 
-def _fit(gi: Any, target: np.ndarray, create_graph: bool) -> Any:
+def _fit(gi: Any, target: Any, create_graph: bool) -> Any:
     """Fit a rule's gradient to its input, for every rule, here: sum a broadcast gradient
     back to the input's shape and cast it to the input's dtype."""
+    if not create_graph and not isinstance(gi, np.ndarray | np.generic):  # another library's
+        xp = backend.array_namespace(gi, target, op="backward")
+        if gi.shape != target.shape:
+            gi = sum_to_any(xp, gi, target.shape)
+        return gi if gi.dtype == target.dtype else xp.astype(gi, target.dtype)
     if gi.shape != target.shape:
         gi = sum_to(gi, target.shape) if create_graph else _sum_to(gi, target.shape)
     if gi.dtype is not target.dtype and gi.dtype != target.dtype:  # (`is` first: fast)
@@ -261,16 +268,32 @@ def _run_hooks(node: Tensor, g: Any, create_graph: bool) -> Any:
         as_tensor = g if isinstance(g, Tensor) else Tensor._wrap(g)
         new = hook(as_tensor)
         if new is not None:
-            new_data = new._data if isinstance(new, Tensor) else np.asarray(new)
+            new_data = new._data if isinstance(new, Tensor) else _hook_array(new, node)
             if new_data.shape != node._data.shape:
                 raise ValueError(
                     f"register_hook: a hook on {describe(node)} returned a gradient of shape "
                     f"{new_data.shape}; it must keep the tensor's shape {node._data.shape}."
                 )
-            if not new_data.flags.writeable:
+            flags = getattr(new_data, "flags", None)  # (NumPy's; other libraries: writable)
+            if flags is not None and not flags.writeable:
                 new_data = new_data.copy()  # it may become a .grad, which must be writable
             g = new if create_graph and isinstance(new, Tensor) else new_data
     return g
+
+
+def _hook_array(new: Any, node: Tensor) -> Any:
+    """A hook's returned array, in the node's array library."""
+    numpy = isinstance(node._data, np.ndarray)
+    if numpy or backend.is_library_array(new):
+        return np.asarray(new) if numpy else new
+    return backend.array_namespace(node._data).asarray(new)
+
+
+def _own(g: Any) -> Any:
+    """A copy of ``g`` in its own library."""
+    if isinstance(g, np.ndarray | np.generic):
+        return g.copy()
+    return backend.array_namespace(g).asarray(g, copy=True)
 
 
 def _store_array_grads(found: list[tuple[Tensor, np.ndarray]]) -> None:
@@ -285,8 +308,10 @@ def _store_array_grads(found: list[tuple[Tensor, np.ndarray]]) -> None:
         # A gradient array may be a view, or be shared with another tensor (the rule of
         # `+` passes g on unchanged): give .grad its own memory before anyone updates it.
         # (Read-only arrays come only from hooks, which copy them: no flags check here.)
-        if g.base is not None or id(g) in stored:
-            g = g.copy()
+        # (An array without .base, of another library: copied, as it may be a view.)
+        numpy = type(g) is np.ndarray or isinstance(g, np.ndarray)
+        if not numpy or g.base is not None or id(g) in stored:
+            g = _own(g)
         stored.add(id(g))
         if t.grad is None:
             t.grad = Tensor._wrap(g)
@@ -301,7 +326,7 @@ def _store_graph_grads(found: list[tuple[Tensor, Any]]) -> None:
     for t, g in found:
         # Recorded gradients are kept as they are (they can be differentiated again); an
         # array a hook returned gets its own memory.
-        gt = g if isinstance(g, Tensor) else Tensor._wrap(np.array(g))
+        gt = g if isinstance(g, Tensor) else Tensor._wrap(_own(g))
         if t.grad is None:
             t.grad = gt
         else:

@@ -67,9 +67,11 @@ def default_dtype(dtype: Any) -> Iterator[None]:
         _override.reset(token)
 
 
-def is_differentiable(dtype: np.dtype[Any]) -> bool:
-    """Only floating-point tensors can carry gradients."""
-    return dtype.kind == "f"
+def is_differentiable(dtype: Any) -> bool:
+    """Only floating-point tensors can carry gradients (dtypes of any array library)."""
+    from chainrule.tensor.backend import is_floating
+
+    return is_floating(dtype)
 
 
 # -- PyTorch's names for the dtypes (chainrule.float32, chainrule.long, ...) -------------

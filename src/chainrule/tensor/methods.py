@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chainrule.tensor import dtypes, ops
+from chainrule.tensor import backend, dtypes, ops
 from chainrule.tensor.torch_methods import TorchMethods
 
 if TYPE_CHECKING:
@@ -35,14 +35,17 @@ def _shape_args(shape: tuple[Any, ...]) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _index(index: Any) -> Any:
-    """Indices may hold Tensors (of ints or bools): use their arrays."""
+def _index(index: Any, like: Any = None) -> Any:
+    """Indices may hold Tensors (of ints or bools): use their arrays. A list becomes an
+    array of the library of ``like`` (an array), NumPy by default."""
     if hasattr(index, "_data"):
         return index._data
     if isinstance(index, tuple):
         return tuple(i._data if hasattr(i, "_data") else i for i in index)
     if isinstance(index, list):
-        return np.asarray(index)
+        if like is None or isinstance(like, np.ndarray):
+            return np.asarray(index)
+        return backend.array_namespace(like).asarray(index)
     return index
 
 
@@ -53,6 +56,8 @@ def _operand(other: Any, op: str) -> Any:
     """Check an arithmetic operand: a Tensor, a number or a numeric NumPy array."""
     if hasattr(other, "_data") or isinstance(other, _NUMBERS):
         return other
+    if backend.is_library_array(other) and not isinstance(other, np.ndarray):
+        return other  # another array library's array (the operation checks the library)
     if isinstance(other, np.ndarray) and other.dtype.kind in "biuf":
         return other
     raise TypeError(
@@ -80,6 +85,8 @@ def _pair(x: Any, y: Any, op: str, true_division: bool = False) -> tuple[Any, An
     float64); int / int is a float division in the default dtype.
     """
     y = _operand(y, op)
+    if type(x._data) is not np.ndarray and not isinstance(x._data, np.ndarray):
+        return x, y  # another array library: its own (the standard's) type promotion
     xd = x._data.dtype  # x is the Tensor whose method runs
     yd = getattr(y, "_data", y)
     # The common cases need no cast: equal dtypes, or a float tensor and a Python number.
@@ -90,6 +97,8 @@ def _pair(x: Any, y: Any, op: str, true_division: bool = False) -> tuple[Any, An
             return x, y
         if type(y) is int and xd.kind in "iuf":
             return x, y
+    if backend.is_library_array(yd) and not backend.is_numpy(yd):
+        return x, y  # two libraries: the operation raises, naming both
     want = dtypes.result_type(x, y)
     if true_division and want.kind != "f":
         want = dtypes.get_default_dtype()
@@ -99,8 +108,10 @@ def _pair(x: Any, y: Any, op: str, true_division: bool = False) -> tuple[Any, An
 def _matmul_pair(x: Any, y: Any) -> tuple[Any, Any]:
     """As PyTorch, a matrix product does not promote: both operands need one dtype."""
     y = _operand(y, "matmul")
-    xd = np.asarray(getattr(x, "_data", x)).dtype
-    yd = np.asarray(getattr(y, "_data", y)).dtype
+    xd = x._data.dtype  # x is the Tensor whose method runs
+    yd = getattr(getattr(y, "_data", y), "dtype", None)  # (an array of any library)
+    if yd is None:
+        yd = np.asarray(y).dtype  # a number
     if xd != yd:
         raise RuntimeError(
             f"matmul: both operands must have the same dtype, got {xd} and {yd} (as in "
@@ -357,11 +368,13 @@ class TensorMethods(TorchMethods):
 
     def __getitem__(self, index: Any) -> Tensor:
         """Basic and integer-array indexing; the gradient is scattered back with add."""
-        return ops.getitem(self, _index(index))  # type: ignore[no-any-return]
+        return ops.getitem(self, _index(index, self._data))  # type: ignore[no-any-return]
 
     def astype(self, dtype: Any) -> Tensor:
         """A copy in another dtype; the gradient is cast back."""
-        return ops.astype(self, np.dtype(dtype))  # type: ignore[no-any-return]
+        if isinstance(dtype, str | type | np.dtype):  # (else another library's dtype object)
+            dtype = np.dtype(dtype)
+        return ops.astype(self, dtype)  # type: ignore[no-any-return]
 
     def float(self) -> Tensor:
         return self.astype(np.float32)

@@ -24,7 +24,9 @@ can be differentiated again.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import math
 import threading
 import traceback
 from collections.abc import Callable, Sequence
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chainrule.tensor import anomaly, grad_mode
+from chainrule.tensor import anomaly, backend, grad_mode
 
 if TYPE_CHECKING:
     from chainrule.tensor.tensor import Tensor
@@ -43,9 +45,15 @@ ArgnumsRule = Callable[..., Sequence[Any]]
 
 
 class Primitive:
-    """A recorded operation: a NumPy function plus the VJP rule of each of its inputs."""
+    """A recorded operation: a NumPy function plus the VJP rule of each of its inputs.
+
+    ``fn`` computes on NumPy arrays; ``any_fn(xp, *args, **kwargs)`` computes on the arrays
+    of any other array API library ``xp`` (CuPy, array-api-strict), which the inputs choose
+    (``chainrule.tensor.backend``). An operation without ``any_fn`` runs on NumPy only.
+    """
 
     __slots__ = (
+        "any_fn",
         "argnum_rule",
         "argnums_rule",
         "differentiable",
@@ -63,8 +71,10 @@ class Primitive:
         name: str,
         differentiable: bool = True,
         residual: bool = False,
+        any_fn: Callable[..., Any] | None = None,
     ) -> None:
         self.fn = fn
+        self.any_fn = any_fn
         self.name = name
         self.differentiable = differentiable  # False: results never require a gradient
         # True: fn returns (output, residual), an array its rules reuse (passed to them as
@@ -99,13 +109,17 @@ class Primitive:
         parents: list[int] = []  # positions of the inputs that require a gradient
         prev: list[Tensor] = []  # and those inputs
         stamp = _clock[0]
+        foreign = False  # an array of another library than NumPy among the inputs
+        data: Any  # a NumPy array, or another array library's
         i = -1
         for a in args:
             i += 1
             if isinstance(a, tensor_type):  # type: ignore[arg-type]
                 if raw is None:
                     raw = list(args)
-                raw[i] = a._data
+                data = raw[i] = a._data
+                if type(data) is not _ndarray and not isinstance(data, _NUMPY):
+                    foreign = True
                 if a._requires_grad:
                     parents.append(i)
                     prev.append(a)
@@ -114,23 +128,27 @@ class Primitive:
                     # saved, so that backward can tell if it was written through it since.
                     a._fp = fingerprint(a._data)
                     stamp = ~_clock[0]
+            elif type(a) not in _PLAIN and _foreign_array(a):
+                foreign = True
         if kwargs:
             for value in kwargs.values():
                 if isinstance(value, tensor_type):  # type: ignore[arg-type]
                     # A Tensor by keyword: record it as the positional input it binds to.
                     return self(*_positional(self, args, kwargs))
+        fn = self._on(raw or args) if foreign else self.fn
         if raw is None:
-            # Arrays only (VJP rules in a normal backward pass): just NumPy, nothing recorded.
-            return self.fn(*args, **kwargs)[0] if self.residual else self.fn(*args, **kwargs)
+            # Arrays only (VJP rules in a normal backward pass): just compute, record nothing.
+            return fn(*args, **kwargs)[0] if self.residual else fn(*args, **kwargs)
         try:
-            out = self.fn(*raw, **kwargs)
+            out = fn(*raw, **kwargs)
         except (ValueError, TypeError, IndexError) as exc:
             raise _explain(self, raw, exc) from None
         residual = None
         if self.residual:
             out, residual = out
-        if type(out) is not np.ndarray and isinstance(out, _HOST_RESULTS):
-            # NumPy returns scalars from 0-d computations (arrays of other libraries stay)
+        if type(out) is not _ndarray and isinstance(out, _HOST_RESULTS):
+            # NumPy returns scalars from 0-d computations (arrays of other libraries stay:
+            # a move's output lives on its device even when its input was NumPy's)
             out = np.asarray(out)
         assert tensor_type is not None
         t = tensor_type._wrap(out)
@@ -141,7 +159,7 @@ class Primitive:
             prev
             and _grad_enabled()
             and self.differentiable
-            and (out.dtype.kind == "f" if type(out) is np.ndarray else _floating(out))
+            and (out.dtype.kind == "f" if type(out) is _ndarray else backend.is_floating(out.dtype))
         ):
             t._requires_grad = True
             t._prev = tuple(prev)
@@ -156,6 +174,19 @@ class Primitive:
             ctx.residual = residual
             ctx.where = traceback.format_stack()[:-1] if checking else None
         return t
+
+    def _on(self, arrays: Sequence[Any]) -> Callable[..., Any]:
+        """``fn`` for arrays of a library other than NumPy: ``any_fn`` bound to it."""
+        xp = backend.array_namespace(*arrays, op=self.name)
+        if xp is np:  # (NumPy arrays only inside a container argument)
+            return self.fn
+        any_fn = self.any_fn
+        if any_fn is None:
+            raise TypeError(
+                f"{self.name}: this operation computes on NumPy arrays only, and was given "
+                f"{backend.library_name(xp)} arrays; convert them with .cpu() or np.asarray."
+            )
+        return functools.partial(any_fn, xp)
 
     def input_grads(
         self,
@@ -208,21 +239,39 @@ class Primitive:
         return f"<primitive {self.name}>"
 
 
-def primitive(fn: Callable[..., Any], name: str | None = None) -> Primitive:
-    """Make ``fn`` (a function of NumPy arrays) a recorded operation."""
-    return Primitive(fn, name or fn.__name__)
+def primitive(
+    fn: Callable[..., Any], name: str | None = None, any_fn: Callable[..., Any] | None = None
+) -> Primitive:
+    """Make ``fn`` (a function of NumPy arrays) a recorded operation; ``any_fn(xp, ...)``
+    computes it on another array library ``xp`` (see ``standard`` for the common case)."""
+    return Primitive(fn, name or fn.__name__, any_fn=any_fn)
 
 
-def primitive_with_residual(fn: Callable[..., Any], name: str | None = None) -> Primitive:
+def standard(name: str) -> Callable[..., Any]:
+    """``any_fn`` for an operation the array API standard has under ``name``:
+    ``xp.<name>(*args, **kwargs)``."""
+
+    def call(xp: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(xp, name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = f"xp.{name}"
+    return call
+
+
+def primitive_with_residual(
+    fn: Callable[..., Any], name: str | None = None, any_fn: Callable[..., Any] | None = None
+) -> Primitive:
     """Like ``primitive``, for an ``fn`` returning ``(output, residual)``: the residual is
     kept for the backward pass and handed to the rules as ``residual=`` (None when the
     rules run on Tensors, with create_graph, where they must recompute it differentiably)."""
-    return Primitive(fn, name or fn.__name__, residual=True)
+    return Primitive(fn, name or fn.__name__, residual=True, any_fn=any_fn)
 
 
-def nondifferentiable(fn: Callable[..., Any], name: str | None = None) -> Primitive:
+def nondifferentiable(
+    fn: Callable[..., Any], name: str | None = None, any_fn: Callable[..., Any] | None = None
+) -> Primitive:
     """An operation whose result carries no gradient (comparisons, sign, argmax)."""
-    return Primitive(fn, name or fn.__name__, differentiable=False)
+    return Primitive(fn, name or fn.__name__, differentiable=False, any_fn=any_fn)
 
 
 def defvjp(prim: Primitive, *rules: VJPRule | None) -> None:
@@ -329,8 +378,10 @@ def mark_handed_out(t: Tensor) -> None:
         _clock[0] += 1
 
 
-def fingerprint(a: np.ndarray) -> bytes:
-    """Up to 64 evenly spaced elements of ``a``, as bytes (NaN-safe to compare).
+def fingerprint(a: Any) -> Any:
+    """Up to 64 evenly spaced elements of ``a``: bytes for NumPy, a sample kept on the
+    array's device for other libraries (``backend.fingerprint``; compare with
+    ``backend.same_fingerprint``).
 
     In-place changes made through Tensor methods bump a version counter. Changes made
     through the NumPy array itself (``t.data[...] = ...``, a view from ``t.numpy()``, the
@@ -339,8 +390,20 @@ def fingerprint(a: np.ndarray) -> bytes:
     compares the sample with the array. Any change of the whole array (an optimiser step,
     ``x.data *= 2``) is caught; a change of a few elements between the samples is not.
     """
-    flat = a.reshape(-1)
-    return flat[:: max(1, flat.size // 64)].tobytes()
+    if isinstance(a, _ndarray):  # (the common case, inline: saves a call per saved input)
+        flat = a.reshape(-1)
+        return flat[:: max(1, flat.size // 64)].tobytes()
+    return backend.fingerprint(a)
+
+
+_ndarray = np.ndarray
+_NUMPY = (np.ndarray, np.generic)  # NumPy's arrays (and their subclasses) and scalars
+# Argument types that are never another library's array: one set lookup per argument.
+_PLAIN = frozenset({_ndarray, float, int, bool, tuple, list, slice, type(None), str, np.dtype})
+
+
+def _foreign_array(a: Any) -> bool:
+    return not isinstance(a, (*_NUMPY, np.dtype)) and backend.is_library_array(a)
 
 
 _grad_enabled = grad_mode._enabled.get  # (bound once: read by every operation)
@@ -348,13 +411,6 @@ _anomaly_enabled = anomaly._enabled.get
 _NO_KWARGS: dict[str, Any] = {}  # never written to
 # Results that Primitive.__call__ makes an ndarray of (NumPy's 0-d scalars, subclasses).
 _HOST_RESULTS = (np.ndarray, np.generic, float, int)
-
-
-def _floating(out: Any) -> bool:
-    """Whether another library's array (a device's) holds floats: it may get a gradient."""
-    from chainrule.tensor.device import host_dtype
-
-    return host_dtype(out).kind == "f"
 
 
 def _positional(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
@@ -406,22 +462,23 @@ _BROADCAST_HINT = (
 
 def _explain(prim: Primitive, raw: list[Any], exc: Exception) -> Exception:
     """Re-raise NumPy's error with the op's name, the input shapes and what to do."""
-    shapes = " and ".join(
-        str(a.shape) if isinstance(a, np.ndarray) else type(a).__name__ for a in raw
-    )
+    shapes = " and ".join(str(a.shape) if hasattr(a, "shape") else type(a).__name__ for a in raw)
     hint = _HINTS.get(prim.name, _BROADCAST_HINT if "broadcast" in str(exc) else "")
     message = f"{prim.name}: cannot apply to inputs {shapes}: {str(exc).rstrip(' .')}"
     return type(exc)(f"{message}. {hint}." if hint else message)
 
 
-def _check_forward(prim: Primitive, out: np.ndarray, raw: list[Any]) -> None:
-    if out.dtype.kind in "fc" and not np.isfinite(out).all():
-        bad = "nan" if np.isnan(out).any() else "inf"
-        shapes = ", ".join(str(np.shape(a)) for a in raw)
+def _check_forward(prim: Primitive, out: Any, raw: list[Any]) -> None:
+    xp = backend.array_namespace(out)  # (anomaly mode: on the output's own library)
+    if backend.is_floating(out.dtype) and not bool(xp.all(xp.isfinite(out))):
+        bad = "nan" if bool(xp.any(xp.isnan(out))) else "inf"
+        shapes = ", ".join(str(getattr(a, "shape", ())) for a in raw)
         inputs_bad = any(
-            np.asarray(a).dtype.kind in "fc" and not np.isfinite(a).all()
+            not math.isfinite(a)
+            if isinstance(a, float)
+            else backend.is_floating(a.dtype) and not bool(xp.all(xp.isfinite(a)))
             for a in raw
-            if isinstance(a, np.ndarray | float)
+            if isinstance(a, float) or (hasattr(a, "dtype") and backend.array_namespace(a) is xp)
         )
         cause = (
             "its inputs already hold nan/inf (check the data)"

@@ -8,14 +8,15 @@ made by the user) have neither.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 import chainrule.tensor.primitive as primitive  # the module (the package exports a function)
+from chainrule.tensor import backend, dtypes, grad_mode, movement
 from chainrule.tensor import device as devices
-from chainrule.tensor import dtypes, grad_mode, movement
 from chainrule.tensor.grad_fn import GradFn
 from chainrule.tensor.methods import TensorMethods, _index
 
@@ -33,11 +34,13 @@ class RemovableHandle:
         self._hooks.pop(self._key, None)
 
 
-def _as_array(data: Any, dtype: Any, op: str) -> np.ndarray:
+def _as_array(data: Any, dtype: Any, op: str) -> Any:
     """Convert user data with the dtype policy (see ``chainrule.tensor.dtypes``)."""
     if isinstance(data, Tensor):
         data = data._data
     from_numpy = isinstance(data, np.ndarray | np.generic)
+    if not from_numpy and backend.is_library_array(data):
+        return backend.copy_array(data, dtype, op)
     try:
         arr = np.array(data, dtype=dtype, copy=True)
     except (TypeError, ValueError) as exc:
@@ -93,7 +96,15 @@ class Tensor(TensorMethods):
     )
     __array_ufunc__ = None  # NumPy defers to Tensor's operators: ndarray * Tensor -> Tensor
 
-    _data: np.ndarray
+    def __array_namespace__(self, api_version: str | None = None) -> Any:
+        """chainrule's own array API namespace (``chainrule.tensor.array_api``): its
+        functions are recorded primitives, so a rule written against the standard runs on
+        Tensors too (``create_graph=True``)."""
+        from chainrule.tensor import array_api
+
+        return array_api
+
+    _data: np.ndarray  # (or an array of another array API library: see backend)
     _requires_grad: bool
     _prev: tuple[Tensor, ...]
     _ctx: Any
@@ -169,7 +180,12 @@ class Tensor(TensorMethods):
 
     @data.setter
     def data(self, value: Any) -> None:
-        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        if isinstance(value, Tensor):
+            self._data = value._data
+        elif backend.is_library_array(value) and not isinstance(value, np.generic):
+            self._data = value  # an array of any library, kept in it
+        else:
+            self._data = np.asarray(value)
         primitive.mark_modified(self)
 
     @property
@@ -185,13 +201,19 @@ class Tensor(TensorMethods):
         return self._data.ndim
 
     def __len__(self) -> int:
-        return len(self._data)
+        if not self._data.ndim:
+            raise TypeError("len() of a 0-d tensor")
+        return int(self._data.shape[0])
 
     def numpy(self) -> np.ndarray:
-        """The NumPy array (shared memory: writing to it changes the tensor). A tensor on a
-        GPU raises: copy it to the host first (``t.cpu().numpy()``)."""
-        if type(self._data) is not np.ndarray and not devices.on_host(self._data):
-            raise movement.not_on_host(self, "Tensor.numpy")
+        """The NumPy array (shared memory: writing to it changes the tensor); for another
+        array library's data on the host, a NumPy copy of it. A tensor on a GPU raises: copy
+        it to the host first (``t.cpu().numpy()``)."""
+        data: Any = self._data
+        if not isinstance(data, np.ndarray | np.generic):
+            if not devices.on_host(data):
+                raise movement.not_on_host(self, "Tensor.numpy")
+            return backend.to_numpy(data)
         if self._fp is None:
             primitive.mark_handed_out(self)
         return self._data
@@ -234,9 +256,8 @@ class Tensor(TensorMethods):
     def __repr__(self) -> str:
         host = movement.host_array(self._data)
         body = np.array2string(host, separator=", ", prefix="Tensor(")
-        extra = (
-            f", dtype={host.dtype}" if host.dtype not in (np.float32, np.int64, np.bool_) else ""
-        )
+        usual = isinstance(self.dtype, np.dtype) and self.dtype in (np.float32, np.int64, np.bool_)
+        extra = "" if usual else f", dtype={self.dtype}"  # (another library's dtype as it is)
         where = devices.device_of(self._data)
         if where.type != "cpu":
             extra = f", device='{where}'" + extra
@@ -362,7 +383,8 @@ class Tensor(TensorMethods):
                 f"{op}: an in-place change of a tensor that requires grad would corrupt its "
                 f"graph; {instead}, or update parameters inside `with no_grad():`."
             )
-        if not self._data.flags.writeable:
+        flags = getattr(self._data, "flags", None)  # (NumPy's; other libraries: writable)
+        if flags is not None and not flags.writeable:
             raise ValueError(
                 f"{op}: this tensor's array is read-only (a broadcast view?); make a copy "
                 "first: t = Tensor(t.numpy())."
@@ -372,16 +394,16 @@ class Tensor(TensorMethods):
         return self
 
     def __iadd__(self, other: Any) -> Tensor:
-        return self._inplace("__iadd__", lambda a: np.add(a, _raw(other), out=a))
+        return self._inplace("__iadd__", _update(np.add, operator.iadd, other))
 
     def __isub__(self, other: Any) -> Tensor:
-        return self._inplace("__isub__", lambda a: np.subtract(a, _raw(other), out=a))
+        return self._inplace("__isub__", _update(np.subtract, operator.isub, other))
 
     def __imul__(self, other: Any) -> Tensor:
-        return self._inplace("__imul__", lambda a: np.multiply(a, _raw(other), out=a))
+        return self._inplace("__imul__", _update(np.multiply, operator.imul, other))
 
     def __itruediv__(self, other: Any) -> Tensor:
-        return self._inplace("__itruediv__", lambda a: np.divide(a, _raw(other), out=a))
+        return self._inplace("__itruediv__", _update(np.divide, operator.itruediv, other))
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self._inplace("__setitem__", lambda a: a.__setitem__(_index(index), _raw(value)))
@@ -403,8 +425,25 @@ def _raw(x: Any) -> Any:
     return x._data if isinstance(x, Tensor) else x
 
 
-def _seed(out: Tensor, gradient: Any, op: str) -> np.ndarray:
+def _update(ufunc: Any, in_place: Callable[[Any, Any], Any], other: Any) -> Callable[[Any], None]:
+    """``a op= other`` in place: NumPy's ufunc with ``out=`` (casts as NumPy does), or the
+    in-place operator of another array library."""
+
+    def update(a: Any) -> None:
+        if isinstance(a, np.ndarray):
+            ufunc(a, _raw(other), out=a)
+        else:
+            in_place(a, _raw(other))
+
+    return update
+
+
+def _seed(out: Tensor, gradient: Any, op: str) -> Any:
     """d(out)/d(out): ones for a scalar, else the user's ``gradient`` of out's shape."""
+    data: Any = out._data
+    if type(data) is not np.ndarray and not isinstance(data, np.ndarray | np.generic):
+        # another array library: the seed is made by it
+        return backend.seed(data, None if gradient is None else _raw(gradient), op)
     if gradient is None:
         if out._data.size != 1:
             raise RuntimeError(

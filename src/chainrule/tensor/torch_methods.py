@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from chainrule.tensor import backend, movement, ops
 from chainrule.tensor import device as devices
-from chainrule.tensor import movement, ops
 from chainrule.tensor.primitive import defvjp, primitive
 
 if TYPE_CHECKING:
     from chainrule.tensor.tensor import Tensor
 
-clone = primitive(np.copy, "clone")
+clone = primitive(np.copy, "clone", lambda xp, x: xp.asarray(x, copy=True))
 defvjp(clone, lambda g, ans, x: g)  # d/dx x = 1: a copy passes the gradient through
 
 
@@ -129,15 +129,20 @@ class TorchMethods:
             )
         # The values are gathered at the indices, so the gradient goes to that one element
         # (PyTorch's max(dim); amax shares it among ties instead).
-        pick = np.argmax if which == "max" else np.argmin
+        xp = backend.array_namespace(self._data)  # (NumPy, or the data's own library)
+        pick = xp.argmax if which == "max" else xp.argmin
         if self._data.ndim == 0:
-            return MaxMin(ops.reshape(self, ()), _wrap(np.zeros((), np.int64)))
-        indices = np.expand_dims(pick(self._data, axis=dim), dim).astype(np.int64)
-        index: list[Any] = list(np.indices(indices.shape, sparse=True))
+            return MaxMin(ops.reshape(self, ()), _wrap(xp.zeros((), dtype=xp.int64)))
+        dim %= self._data.ndim
+        indices = xp.astype(xp.expand_dims(pick(self._data, axis=dim), axis=dim), xp.int64)
+        index: list[Any] = [  # 0..n-1 along each axis (NumPy's np.indices(sparse=True))
+            xp.reshape(xp.arange(n), tuple(-1 if a == k else 1 for a in range(indices.ndim)))
+            for k, n in enumerate(indices.shape)
+        ]
         index[dim] = indices
         values = ops.getitem(self, tuple(index))
         if not keepdim:
-            values, indices = ops.squeeze(values, axis=dim), indices.squeeze(axis=dim)
+            values, indices = ops.squeeze(values, axis=dim), xp.squeeze(indices, axis=dim)
         return MaxMin(values, _wrap(indices))
 
     def argmax(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None

@@ -6,11 +6,15 @@ engine sums it back to each input's shape.
 
 from __future__ import annotations
 
+import math
+import operator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from chainrule.tensor.primitive import Primitive, defvjp, nondifferentiable, primitive
+from chainrule.tensor.backend import namespace
+from chainrule.tensor.primitive import Primitive, defvjp, nondifferentiable, primitive, standard
 
 # Used by rules below before their own section.
 where: Primitive
@@ -18,25 +22,32 @@ cos: Primitive
 log: Primitive
 sign: Primitive
 
+
+def _operator(op: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    """``any_fn`` through an operator: ``2.5 - x`` works in every library (a Python number
+    on the left of a standard function need not)."""
+    return lambda xp, x, y: op(x, y)
+
+
 # -- arithmetic ---------------------------------------------------------------------------
 
-add = primitive(np.add, "add")
+add = primitive(np.add, "add", _operator(operator.add))
 defvjp(add, lambda g, ans, x, y: g, lambda g, ans, x, y: g)  # d(x+y)/dx = d(x+y)/dy = 1
 
-subtract = primitive(np.subtract, "sub")
+subtract = primitive(np.subtract, "sub", _operator(operator.sub))
 defvjp(subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: -g)  # d/dy (x - y) = -1
 
-multiply = primitive(np.multiply, "mul")
+multiply = primitive(np.multiply, "mul", _operator(operator.mul))
 defvjp(multiply, lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x)  # d(xy)/dx = y
 
-divide = primitive(np.true_divide, "div")
+divide = primitive(np.true_divide, "div", _operator(operator.truediv))
 defvjp(
     divide,
     lambda g, ans, x, y: g / y,  # d/dx x/y = 1/y
     lambda g, ans, x, y: -g * ans / y,  # d/dy x/y = -x/y^2 = -ans/y
 )
 
-negative = primitive(np.negative, "neg")
+negative = primitive(np.negative, "neg", standard("negative"))
 defvjp(negative, lambda g, ans, x: -g)
 
 
@@ -50,26 +61,30 @@ def _pow_base_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
 def _pow_exponent_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
     # d/dy x^y = x^y ln x. As PyTorch: 0 at x == 0 for y >= 0 (ln 1 stands in for ln 0),
     # inf·ln 0 = -inf at x == 0 for y < 0, and nan for x < 0 (ln x undefined).
-    safe = where(x > 0, x, where(x == 0, where(y < 0, 0.0, 1.0), np.nan))
-    with np.errstate(divide="ignore"):  # ln 0 = -inf is the intended value
+    xp = namespace(y)
+    if isinstance(x, int | float):  # a number to the power y: an array in y's library
+        x = xp.full_like(y, x)
+    at_zero = xp.where(y < 0, xp.zeros_like(y), xp.ones_like(y))
+    safe = where(x > 0, x, where(x == 0, at_zero, math.nan))
+    with np.errstate(divide="ignore"):  # NumPy's warning switch: ln 0 = -inf is intended
         return g * ans * log(safe)
 
 
-power = primitive(np.power, "pow")
+power = primitive(np.power, "pow", _operator(operator.pow))
 defvjp(power, _pow_base_rule, _pow_exponent_rule)
 
 # -- unary functions ----------------------------------------------------------------------
 
-exp = primitive(np.exp, "exp")
+exp = primitive(np.exp, "exp", standard("exp"))
 defvjp(exp, lambda g, ans, x: g * ans)  # d/dx e^x = e^x
 
-log = primitive(np.log, "log")
+log = primitive(np.log, "log", standard("log"))
 defvjp(log, lambda g, ans, x: g / x)  # d/dx ln x = 1/x
 
-sqrt = primitive(np.sqrt, "sqrt")
+sqrt = primitive(np.sqrt, "sqrt", standard("sqrt"))
 defvjp(sqrt, lambda g, ans, x: g * 0.5 / ans)  # d/dx √x = 1/(2√x)
 
-tanh = primitive(np.tanh, "tanh")
+tanh = primitive(np.tanh, "tanh", standard("tanh"))
 defvjp(tanh, lambda g, ans, x: g * (1 - ans * ans))  # d/dx tanh x = 1 - tanh² x
 
 
@@ -79,7 +94,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-sigmoid = primitive(_sigmoid, "sigmoid")
+def _sigmoid_any(xp: Any, x: Any) -> Any:
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+sigmoid = primitive(_sigmoid, "sigmoid", _sigmoid_any)
 defvjp(sigmoid, lambda g, ans, x: g * ans * (1 - ans))  # σ' = σ(1 - σ)
 
 
@@ -87,7 +107,7 @@ def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0)
 
 
-relu = primitive(_relu, "relu")
+relu = primitive(_relu, "relu", lambda xp, x: xp.maximum(x, xp.zeros_like(x)))
 
 
 _SAME_SIZE_INT = {2: np.int16, 4: np.int32, 8: np.int64}  # float16/32/64 -> its bits
@@ -109,7 +129,8 @@ def _select(g: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def _relu_rule(g: Any, ans: Any, x: Any) -> Any:
     # 𝕀[x > 0]: the subgradient 0 at x = 0, as PyTorch.
-    # A normal backward pass (isinstance: chainrule.compile's tracer arrays take this path too)
+    # NumPy only (bit tricks on NumPy's memory): a normal backward pass on NumPy arrays
+    # (isinstance: chainrule.compile's tracer arrays take this path too).
     arrays = isinstance(g, np.ndarray) and isinstance(x, np.ndarray)
     if arrays and g.shape == x.shape and g.dtype.kind == "f":
         return _select(g, x > 0)
@@ -124,23 +145,27 @@ def _leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
     return np.where(x > 0, x, x * negative_slope)
 
 
-leaky_relu = primitive(_leaky_relu, "leaky_relu")
+leaky_relu = primitive(
+    _leaky_relu,
+    "leaky_relu",
+    lambda xp, x, negative_slope=0.01: xp.where(x > 0, x, x * negative_slope),
+)
 defvjp(leaky_relu, lambda g, ans, x, negative_slope=0.01: where(x > 0, g, g * negative_slope))
 
-sign = nondifferentiable(np.sign, "sign")
+sign = nondifferentiable(np.sign, "sign", standard("sign"))
 
-absolute = primitive(np.abs, "abs")
+absolute = primitive(np.abs, "abs", standard("abs"))
 defvjp(absolute, lambda g, ans, x: g * sign(x))  # sign(0) = 0: PyTorch's subgradient
 
-sin = primitive(np.sin, "sin")
+sin = primitive(np.sin, "sin", standard("sin"))
 defvjp(sin, lambda g, ans, x: g * cos(x))
 
-cos = primitive(np.cos, "cos")
+cos = primitive(np.cos, "cos", standard("cos"))
 defvjp(cos, lambda g, ans, x: -g * sin(x))
 
 # -- selection ----------------------------------------------------------------------------
 
-where = primitive(np.where, "where")
+where = primitive(np.where, "where", standard("where"))
 defvjp(
     where,
     None,  # the condition is not differentiable
@@ -148,7 +173,7 @@ defvjp(
     lambda g, ans, c, x, y: where(c, 0.0, g),
 )
 
-maximum = primitive(np.maximum, "maximum")
+maximum = primitive(np.maximum, "maximum", standard("maximum"))
 # Ties split the gradient in half between x and y, as PyTorch does.
 defvjp(
     maximum,
@@ -156,7 +181,7 @@ defvjp(
     lambda g, ans, x, y: where(y > x, g, where(x == y, g * 0.5, 0.0)),
 )
 
-minimum = primitive(np.minimum, "minimum")
+minimum = primitive(np.minimum, "minimum", standard("minimum"))
 defvjp(
     minimum,
     lambda g, ans, x, y: where(x < y, g, where(x == y, g * 0.5, 0.0)),
@@ -168,12 +193,19 @@ def _clip(x: np.ndarray, min: Any = None, max: Any = None) -> np.ndarray:
     return np.clip(x, min, max)
 
 
-clip = primitive(_clip, "clip")
+def _clip_any(xp: Any, x: Any, min: Any = None, max: Any = None) -> Any:
+    # (Not xp.clip: min > max is unspecified there; NumPy and PyTorch give max.)
+    if min is not None:
+        x = xp.maximum(x, min)
+    return x if max is None else xp.minimum(x, max)
+
+
+clip = primitive(_clip, "clip", _clip_any)
 # Like PyTorch's clamp: the gradient passes where min <= x <= max (bounds included).
 defvjp(
     clip,
     lambda g, ans, x, min=None, max=None: where(
-        (x >= (-np.inf if min is None else min)) & (x <= (np.inf if max is None else max)),
+        (x >= (-math.inf if min is None else min)) & (x <= (math.inf if max is None else max)),
         g,
         0.0,
     ),
@@ -181,12 +213,12 @@ defvjp(
 
 # -- comparisons (no gradient) ------------------------------------------------------------
 
-equal = nondifferentiable(np.equal, "eq")
-not_equal = nondifferentiable(np.not_equal, "ne")
-less = nondifferentiable(np.less, "lt")
-less_equal = nondifferentiable(np.less_equal, "le")
-greater = nondifferentiable(np.greater, "gt")
-greater_equal = nondifferentiable(np.greater_equal, "ge")
-logical_and = nondifferentiable(np.logical_and, "and")
-logical_or = nondifferentiable(np.logical_or, "or")
-logical_not = nondifferentiable(np.logical_not, "not")
+equal = nondifferentiable(np.equal, "eq", standard("equal"))
+not_equal = nondifferentiable(np.not_equal, "ne", standard("not_equal"))
+less = nondifferentiable(np.less, "lt", standard("less"))
+less_equal = nondifferentiable(np.less_equal, "le", standard("less_equal"))
+greater = nondifferentiable(np.greater, "gt", standard("greater"))
+greater_equal = nondifferentiable(np.greater_equal, "ge", standard("greater_equal"))
+logical_and = nondifferentiable(np.logical_and, "and", standard("logical_and"))
+logical_or = nondifferentiable(np.logical_or, "or", standard("logical_or"))
+logical_not = nondifferentiable(np.logical_not, "not", standard("logical_not"))

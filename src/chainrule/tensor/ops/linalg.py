@@ -13,30 +13,39 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.tensor.primitive import defvjp, defvjp_argnums, primitive
+from chainrule.tensor.backend import namespace
+from chainrule.tensor.primitive import defvjp, defvjp_argnums, primitive, standard
 
 
 def _matmul_x_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    if x.ndim > 1 and y.ndim > 1:  # (matrices: the common case first)
+        return matmul(g, y.mT)
     if x.ndim == 1 and y.ndim == 1:  # inner product: ans = Σ x_i y_i
         return g * y
+    xp = namespace(g)
     if y.ndim == 1:  # (..., m, k) @ (k,) -> (..., m): outer product of g with y
-        return g.reshape((*g.shape, 1)) * y
-    if x.ndim == 1:  # (k,) @ (..., k, n) -> (..., n)
-        return matmul(y, g.reshape((*g.shape, 1))).reshape((*g.shape[:-1], y.shape[-2]))
-    return matmul(g, y.mT)
+        return xp.reshape(g, (*g.shape, 1)) * y
+    # x.ndim == 1: (k,) @ (..., k, n) -> (..., n)
+    column = matmul(y, xp.reshape(g, (*g.shape, 1)))
+    return xp.reshape(column, (*g.shape[:-1], y.shape[-2]))
 
 
 def _matmul_y_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
+    if x.ndim > 1 and y.ndim > 1:
+        return matmul(x.mT, g)
     if x.ndim == 1 and y.ndim == 1:
         return g * x
+    xp = namespace(g)
     if x.ndim == 1:  # (k,) @ (..., k, n): outer product of x with g
-        return x.reshape((x.shape[0], 1)) * g.reshape((*g.shape[:-1], 1, g.shape[-1]))
-    if y.ndim == 1:  # (..., m, k) @ (k,) -> (..., m)
-        return matmul(x.mT, g.reshape((*g.shape, 1))).reshape((*g.shape[:-1], x.shape[-1]))
-    return matmul(x.mT, g)
+        return namespace(x).reshape(x, (x.shape[0], 1)) * xp.reshape(
+            g, (*g.shape[:-1], 1, g.shape[-1])
+        )
+    # y.ndim == 1: (..., m, k) @ (k,) -> (..., m)
+    column = matmul(x.mT, xp.reshape(g, (*g.shape, 1)))
+    return xp.reshape(column, (*g.shape[:-1], x.shape[-1]))
 
 
-matmul = primitive(np.matmul, "matmul")
+matmul = primitive(np.matmul, "matmul", standard("matmul"))
 defvjp(matmul, _matmul_x_rule, _matmul_y_rule)
 
 
@@ -47,19 +56,8 @@ def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -
     # gradients in the same layout, so elementwise rules never mix the two.
     out = (weight @ x.T).T if x.ndim == 2 else x @ weight.T
     if bias is not None:
-        fits = bias.shape == out.shape[-1:]  # the usual (out_features,): no check needed
-        if not fits:
-            try:
-                fits = np.broadcast_shapes(out.shape, bias.shape) == out.shape
-            except ValueError:
-                fits = False
-        if not fits:
-            # As PyTorch: a bias must add to every row without widening the output (a wider
-            # output would also break the weight's gradient, a sum over x's rows).
-            raise ValueError(
-                f"bias of shape {bias.shape} does not fit the output {out.shape}; "
-                f"give bias shape ({weight.shape[0]},)"
-            )
+        if bias.shape != out.shape[-1:]:  # (the usual (out_features,) needs no check)
+            _check_bias(bias.shape, out.shape, weight.shape)
         if bias.dtype == out.dtype:
             out += bias  # in place: saves one temporary of the output's size
         else:
@@ -67,12 +65,37 @@ def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -
     return out
 
 
+def _check_bias(bias: tuple[int, ...], out: tuple[int, ...], weight: tuple[int, ...]) -> None:
+    fits = bias == out[-1:]  # the usual (out_features,): no check needed
+    if not fits:
+        try:
+            fits = np.broadcast_shapes(out, bias) == out  # (shapes only: no arrays)
+        except ValueError:
+            fits = False
+    if not fits:
+        # As PyTorch: a bias must add to every row without widening the output (a wider
+        # output would also break the weight's gradient, a sum over x's rows).
+        raise ValueError(
+            f"bias of shape {bias} does not fit the output {out}; give bias shape ({weight[0]},)"
+        )
+
+
+def _linear_any(xp: Any, x: Any, weight: Any, bias: Any = None) -> Any:
+    """``_linear`` on any array library: x Ωᵀ + β."""
+    out = xp.matmul(x, xp.matrix_transpose(weight))
+    if bias is None:
+        return out
+    _check_bias(bias.shape, out.shape, weight.shape)
+    return out + bias
+
+
 def _linear_rule(
     argnums: Sequence[int], g: Any, ans: Any, x: Any, weight: Any, bias: Any = None
 ) -> list[Any]:
     """The lecture's three equations for f = β + Ω h, for the inputs that need them:
     ∂ℓ/∂h = Ωᵀ ∂ℓ/∂f, ∂ℓ/∂Ω = ∂ℓ/∂f hᵀ and ∂ℓ/∂β = ∂ℓ/∂f, each summed over the batch."""
-    rows = g.ndim == 2 and isinstance(g, np.ndarray)  # a batch of rows, arrays: the hot path
+    rows = g.ndim == 2 and isinstance(g, np.ndarray)  # NumPy rows: the hot path, fast paths
+    xp = None if rows else namespace(g)
     grads = []
     for i in argnums:
         if i == 0:
@@ -82,14 +105,16 @@ def _linear_rule(
             if g.ndim == 2:  # one matrix product over all leading (batch) axes
                 grads.append(g.T @ x)
             else:
-                grads.append(g.reshape((-1, g.shape[-1])).T @ x.reshape((-1, x.shape[-1])))
+                assert xp is not None
+                flat_g = xp.reshape(g, (-1, g.shape[-1]))
+                grads.append(flat_g.T @ namespace(x).reshape(x, (-1, x.shape[-1])))
         elif rows and bias.shape == g.shape[1:]:
-            grads.append(np.add.reduce(g, axis=0))
+            grads.append(np.add.reduce(g, axis=0))  # NumPy only: the ufunc, no np.sum wrapper
         else:
             grads.append(g)  # the engine sums it back to the bias's shape (sum_to)
     return grads
 
 
-linear = primitive(_linear, "linear")
+linear = primitive(_linear, "linear", _linear_any)
 defvjp_argnums(linear, _linear_rule)
 linear.quiet = False  # products and sums: no np.errstate needed (see Primitive)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.tensor import backend
 from chainrule.tensor.ops.reduce import softmax
 from chainrule.tensor.primitive import defvjp, primitive_with_residual
 
@@ -98,6 +99,41 @@ def _cross_entropy_arrays(
     return loss, (e, where)
 
 
+def _cross_entropy_any(
+    xp: Any, logits: Any, target: Any, reduction: str = "mean"
+) -> tuple[Any, None]:
+    """``_cross_entropy`` on any array library; no residual (the rule recomputes softmax)."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(
+            f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
+        )
+    if logits.ndim != 2 or target.shape != logits.shape[:1]:
+        raise ValueError(
+            f"cross_entropy: logits must be (batch, classes) and targets (batch,) class "
+            f"indices; got logits {logits.shape} and targets {target.shape}."
+        )
+    if not xp.isdtype(target.dtype, "integral"):
+        raise TypeError(
+            f"cross_entropy: targets must be integer class indices, got dtype {target.dtype}; "
+            "convert with xp.astype(t, xp.int64) (one-hot targets: take argmax first)."
+        )
+    n, classes = logits.shape
+    if n and bool(xp.any((target < 0) | (target >= classes))):
+        raise ValueError(
+            f"cross_entropy: class indices must lie in [0, {classes - 1}] for {classes} "
+            f"classes; got values from {int(xp.min(target))} to {int(xp.max(target))}."
+        )
+    m = xp.max(logits, axis=1, keepdims=True) if n else xp.zeros((0, 1), dtype=logits.dtype)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))  # a row of -inf: as torch
+    z = logits - m
+    picked = xp.take_along_axis(z, xp.reshape(target, (-1, 1)), axis=1)
+    per_row = xp.log(xp.sum(xp.exp(z), axis=1)) - xp.reshape(picked, (-1,))
+    if reduction == "none":
+        return per_row, None
+    loss = xp.sum(per_row)
+    return (loss / n if n else xp.mean(per_row)) if reduction == "mean" else loss, None
+
+
 def _cross_entropy_rule(
     g: Any,
     ans: Any,
@@ -106,27 +142,31 @@ def _cross_entropy_rule(
     reduction: str = "mean",
     residual: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Any:
-    n = np.shape(target)[0]
+    n = logits.shape[0]  # (the forward checked that the targets match)
     if reduction == "none":
-        scale = g.reshape((1, -1)) if residual is not None else g.reshape((-1, 1))
+        xp = backend.namespace(g)
+        scale = xp.reshape(g, (1, -1) if residual is not None else (-1, 1))
     elif reduction == "mean":
         scale = g / max(n, 1)
     else:
         scale = g
     if residual is not None:
-        # Arrays (a normal backward pass): (softmax - onehot) * scale from the forward's
-        # softmax (classes × batch), in one new buffer, handed back as batch × classes.
+        # NumPy arrays (a normal backward pass): (softmax - onehot) * scale from the
+        # forward's softmax (classes × batch), in one new buffer, handed back as
+        # batch × classes. (Only NumPy's forward keeps a residual: in-place NumPy writes.)
         e, where = residual
         d = e * scale
         flat = d.reshape(-1)  # a view: d is contiguous
         flat[where] -= scale.reshape(-1) if reduction == "none" else scale
         return d.T
-    t = np.asarray(target)  # Tensors (create_graph): recorded, differentiable
-    onehot = np.zeros(logits.shape, dtype=logits.dtype)
-    onehot[_columns(n), t] = 1
+    # Tensors (create_graph), or another library's arrays: recorded, differentiable.
+    t = np.asarray(target) if isinstance(target, list) else getattr(target, "_data", target)
+    xp = backend.array_namespace(t)  # the targets' library makes the constant one-hot
+    classes = xp.reshape(xp.arange(logits.shape[1], dtype=t.dtype), (1, -1))
+    onehot = xp.astype(xp.reshape(t, (-1, 1)) == classes, logits.dtype)
     return (softmax(logits, axis=1) - onehot) * scale
 
 
-cross_entropy = primitive_with_residual(_cross_entropy, "cross_entropy")
+cross_entropy = primitive_with_residual(_cross_entropy, "cross_entropy", _cross_entropy_any)
 defvjp(cross_entropy, _cross_entropy_rule, None)
 cross_entropy.quiet = False  # (softmax - onehot) * scale: finite for finite g

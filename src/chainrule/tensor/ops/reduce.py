@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.tensor.backend import namespace
 from chainrule.tensor.ops.elementwise import exp, where
 from chainrule.tensor.ops.shape import broadcast_to
-from chainrule.tensor.primitive import defvjp, primitive
+from chainrule.tensor.primitive import defvjp, primitive, standard
 
 Axis = int | tuple[int, ...] | None
 
@@ -27,29 +28,29 @@ def _axes(axis: Axis, ndim: int) -> tuple[int, ...]:
 
 def _unreduce(g: Any, x: Any, axis: Axis, keepdims: bool) -> Any:
     """Reshape a reduced gradient so that it broadcasts against ``x`` (keepdims form)."""
-    if keepdims or np.ndim(x) == 0:
+    if keepdims or x.ndim == 0:
         return g
-    shape = list(np.shape(x))
+    shape = list(x.shape)
     for a in _axes(axis, len(shape)):
         shape[a] = 1
-    return g.reshape(tuple(shape))
+    return namespace(g).reshape(g, tuple(shape))
 
 
 def _count(x: Any, axis: Axis) -> int:
-    shape = np.shape(x)
-    return int(np.prod([shape[a] for a in _axes(axis, len(shape))], dtype=np.int64))
+    shape = x.shape
+    return math.prod(shape[a] for a in _axes(axis, len(shape)))
 
 
 def _sum(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
     return np.sum(x, axis=axis, keepdims=keepdims)
 
 
-sum = primitive(_sum, "sum")
+sum = primitive(_sum, "sum", standard("sum"))
 # d/dx_i Σ x = 1: the gradient is copied to every summed element.
 defvjp(
     sum,
     lambda g, ans, x, axis=None, keepdims=False: broadcast_to(
-        _unreduce(g, x, axis, keepdims), np.shape(x)
+        _unreduce(g, x, axis, keepdims), x.shape
     ),
 )
 
@@ -58,19 +59,20 @@ def _mean(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarra
     return np.mean(x, axis=axis, keepdims=keepdims)
 
 
-mean = primitive(_mean, "mean")
+mean = primitive(_mean, "mean", standard("mean"))
 defvjp(
     mean,
     lambda g, ans, x, axis=None, keepdims=False: broadcast_to(
-        _unreduce(g, x, axis, keepdims) / (_count(x, axis) or 1), np.shape(x)
+        _unreduce(g, x, axis, keepdims) / (_count(x, axis) or 1), x.shape
     ),
 )
 
 
 def _extremum_rule(g: Any, ans: Any, x: Any, axis: Axis = None, keepdims: bool = False) -> Any:
     # Ties share the gradient equally (PyTorch's amax/amin): each of k maxima gets g/k.
+    xp = namespace(g, x)
     hit = x == _unreduce(ans, x, axis, keepdims)
-    count = where(hit, 1.0, 0.0).sum(axis=axis, keepdims=True)
+    count = xp.sum(xp.astype(hit, g.dtype), axis=axis, keepdims=True)
     return where(hit, _unreduce(g, x, axis, keepdims) / count, 0.0)
 
 
@@ -82,9 +84,9 @@ def _min(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray
     return np.min(x, axis=axis, keepdims=keepdims)
 
 
-max = primitive(_max, "max")
+max = primitive(_max, "max", standard("max"))
 defvjp(max, _extremum_rule)
-min = primitive(_min, "min")
+min = primitive(_min, "min", standard("min"))
 defvjp(min, _extremum_rule)
 
 
@@ -96,15 +98,27 @@ def _var_rule(
     g: Any, ans: Any, x: Any, axis: Axis = None, keepdims: bool = False, ddof: int = 0
 ) -> Any:
     # d/dx_i (1/(n-ddof)) Σ (x_j - mean)^2 = 2 (x_i - mean) / (n - ddof)
-    centered = x - x.mean(axis=axis, keepdims=True)
+    centered = x - namespace(x).mean(x, axis=axis, keepdims=True)
     dof = _count(x, axis) - ddof
     # n <= ddof: the forward divides by 0 (NumPy gives inf/nan); so does the gradient.
     scale = 2.0 / dof if dof > 0 else math.inf
     return _unreduce(g, x, axis, keepdims) * centered * scale
 
 
-var = primitive(_var, "var")
+var = primitive(
+    _var,
+    "var",
+    lambda xp, x, axis=None, keepdims=False, ddof=0: xp.var(
+        x, axis=axis, keepdims=keepdims, correction=ddof
+    ),
+)
 defvjp(var, _var_rule)
+
+
+def _kept_sum(g: Any, axis: int) -> Any:
+    """Σ g over ``axis``, kept as a size-1 axis (in the library of g: arrays or Tensors)."""
+    return namespace(g).sum(g, axis=axis, keepdims=True)
+
 
 # -- the softmax family, computed stably --------------------------------------------------
 
@@ -123,7 +137,19 @@ def _logsumexp(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.n
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
-logsumexp = primitive(_logsumexp, "logsumexp")
+def _logsumexp_any(xp: Any, x: Any, axis: Axis = None, keepdims: bool = False) -> Any:
+    if x.ndim == 0:
+        axis = None  # (NumPy's reductions take axis 0 or -1 of a 0-d array; the standard not)
+    if math.prod(x.shape) == 0:
+        shape = xp.sum(x, axis=axis, keepdims=keepdims).shape
+        return xp.full(shape, -math.inf, dtype=x.dtype)
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else xp.squeeze(out, axis=_axes(axis, x.ndim))
+
+
+logsumexp = primitive(_logsumexp, "logsumexp", _logsumexp_any)
 # d/dx_i log Σ e^x = e^(x_i - logsumexp x) = softmax(x)_i
 defvjp(
     logsumexp,
@@ -142,9 +168,16 @@ def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e
 
 
-softmax = primitive(_softmax, "softmax")
+def _softmax_any(xp: Any, x: Any, axis: int = -1) -> Any:
+    if math.prod(x.shape) == 0:
+        return xp.asarray(x, copy=True)
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+softmax = primitive(_softmax, "softmax", _softmax_any)
 # J = diag(s) - s sᵀ, so gᵀJ = s ⊙ (g - Σ g s)
-defvjp(softmax, lambda g, ans, x, axis=-1: ans * (g - (g * ans).sum(axis=axis, keepdims=True)))
+defvjp(softmax, lambda g, ans, x, axis=-1: ans * (g - _kept_sum(g * ans, axis)))
 
 
 def _log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -155,6 +188,13 @@ def _log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return shifted
 
 
-log_softmax = primitive(_log_softmax, "log_softmax")
+def _log_softmax_any(xp: Any, x: Any, axis: int = -1) -> Any:
+    if math.prod(x.shape) == 0:
+        return xp.asarray(x, copy=True)
+    shifted = x - xp.max(x, axis=axis, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+log_softmax = primitive(_log_softmax, "log_softmax", _log_softmax_any)
 # d/dx (x - logsumexp x) = I - 1 softmaxᵀ, so gᵀJ = g - softmax ⊙ Σ g
-defvjp(log_softmax, lambda g, ans, x, axis=-1: g - exp(ans) * g.sum(axis=axis, keepdims=True))
+defvjp(log_softmax, lambda g, ans, x, axis=-1: g - exp(ans) * _kept_sum(g, axis))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.tensor import backend
 from chainrule.tensor.primitive import defvjp, defvjp_argnum, primitive
 
 Shape = tuple[int, ...]
@@ -41,13 +42,29 @@ def _sum_to(x: np.ndarray, shape: Shape) -> np.ndarray:
     return np.add.reduce(x, axis=axes)
 
 
-sum_to = primitive(_sum_to, "sum_to")
-broadcast_to = primitive(np.broadcast_to, "broadcast_to")
-defvjp(sum_to, lambda g, ans, x, shape: broadcast_to(g, np.shape(x)))
+def sum_to_any(xp: Any, x: Any, shape: Shape) -> Any:
+    """``_sum_to`` on any array library ``xp``."""
+    if x.shape == tuple(shape):
+        return x
+    axes, keep = _reduction(x.shape, tuple(shape))
+    if keep:
+        return xp.reshape(xp.sum(x, axis=axes, keepdims=True), tuple(shape))
+    return xp.sum(x, axis=axes)
+
+
+def _shape(shape: Any) -> Shape:
+    return (shape,) if isinstance(shape, int) else tuple(shape)
+
+
+sum_to = primitive(_sum_to, "sum_to", sum_to_any)
+broadcast_to = primitive(
+    np.broadcast_to, "broadcast_to", lambda xp, x, shape: xp.broadcast_to(x, _shape(shape))
+)
+defvjp(sum_to, lambda g, ans, x, shape: broadcast_to(g, x.shape))
 defvjp(broadcast_to, lambda g, ans, x, shape: g)  # the engine sums g back to x's shape
 
-reshape = primitive(np.reshape, "reshape")
-defvjp(reshape, lambda g, ans, x, shape: g.reshape(np.shape(x)))
+reshape = primitive(np.reshape, "reshape", lambda xp, x, shape: xp.reshape(x, _shape(shape)))
+defvjp(reshape, lambda g, ans, x, shape: reshape(g, x.shape))
 
 
 def _transpose(x: np.ndarray, axes: tuple[int, ...] | None = None) -> np.ndarray:
@@ -56,12 +73,16 @@ def _transpose(x: np.ndarray, axes: tuple[int, ...] | None = None) -> np.ndarray
 
 def _transpose_rule(g: Any, ans: Any, x: Any, axes: tuple[int, ...] | None = None) -> Any:
     # Normalise negative axes first: argsort of (-1, 0) would be the identity, not (1, 0).
-    ndim = len(np.shape(x))
-    inverse = None if axes is None else tuple(int(i) for i in np.argsort([a % ndim for a in axes]))
+    ndim = x.ndim
+    inverse = None if axes is None else tuple(sorted(range(ndim), key=lambda k: axes[k] % ndim))
     return transpose(g, inverse)
 
 
-transpose = primitive(_transpose, "transpose")
+def _transpose_any(xp: Any, x: Any, axes: tuple[int, ...] | None = None) -> Any:
+    return xp.permute_dims(x, tuple(range(x.ndim))[::-1] if axes is None else tuple(axes))
+
+
+transpose = primitive(_transpose, "transpose", _transpose_any)
 defvjp(transpose, _transpose_rule)
 
 
@@ -69,18 +90,34 @@ def _squeeze(x: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.nda
     return np.squeeze(x, axis=axis)
 
 
-squeeze = primitive(_squeeze, "squeeze")
-defvjp(squeeze, lambda g, ans, x, axis=None: g.reshape(np.shape(x)))
+def _squeeze_any(xp: Any, x: Any, axis: int | tuple[int, ...] | None = None) -> Any:
+    if axis is None:  # the standard needs the axes: every axis of size 1
+        axis = tuple(k for k, n in enumerate(x.shape) if n == 1)
+    return xp.squeeze(x, axis=axis)
 
-expand_dims = primitive(np.expand_dims, "unsqueeze")
-defvjp(expand_dims, lambda g, ans, x, axis: g.reshape(np.shape(x)))
+
+def _expand_dims_any(xp: Any, x: Any, axis: int | tuple[int, ...]) -> Any:
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    ndim = x.ndim + len(axes)
+    for a in sorted(a % ndim for a in axes):  # as NumPy: positions in the result
+        x = xp.expand_dims(x, axis=a)
+    return x
+
+
+squeeze = primitive(_squeeze, "squeeze", _squeeze_any)
+defvjp(squeeze, lambda g, ans, x, axis=None: reshape(g, x.shape))
+
+expand_dims = primitive(np.expand_dims, "unsqueeze", _expand_dims_any)
+defvjp(expand_dims, lambda g, ans, x, axis: reshape(g, x.shape))
 
 
 def _astype(x: np.ndarray, dtype: Any) -> np.ndarray:
     return x.astype(dtype, copy=False)
 
 
-astype = primitive(_astype, "astype")
+astype = primitive(
+    _astype, "astype", lambda xp, x, dtype: xp.astype(x, backend.convert_dtype(xp, dtype))
+)
 defvjp(astype, lambda g, ans, x, dtype: g)  # the engine casts g back to x's dtype
 
 # -- indexing -----------------------------------------------------------------------------
@@ -111,9 +148,9 @@ def _index_add(g: np.ndarray, shape: Shape, index: Any) -> np.ndarray:
     return out
 
 
-getitem = primitive(_getitem, "getitem")
-index_add = primitive(_index_add, "index_add")
-defvjp(getitem, lambda g, ans, x, index: index_add(g, np.shape(x), index))
+getitem = primitive(_getitem, "getitem", backend.getitem)
+index_add = primitive(_index_add, "index_add", backend.index_add)
+defvjp(getitem, lambda g, ans, x, index: index_add(g, x.shape, index))
 defvjp(index_add, lambda g, ans, x, shape, index: getitem(g, index))
 
 # -- joining ------------------------------------------------------------------------------
@@ -125,13 +162,15 @@ def _concatenate(*xs: np.ndarray, axis: int = 0) -> np.ndarray:
 
 def _concatenate_rule(i: int, g: Any, ans: Any, args: Any, kwargs: dict[str, Any]) -> Any:
     axis = kwargs.get("axis", 0) % len(g.shape)
-    start = int(np.sum([a.shape[axis] for a in args[:i]], dtype=np.int64))
+    start = sum(a.shape[axis] for a in args[:i])
     index = [slice(None)] * len(g.shape)
     index[axis] = slice(start, start + args[i].shape[axis])
     return g[tuple(index)]
 
 
-concatenate = primitive(_concatenate, "concatenate")
+concatenate = primitive(
+    _concatenate, "concatenate", lambda xp, *xs, axis=0: xp.concat(xs, axis=axis)
+)
 defvjp_argnum(concatenate, _concatenate_rule)
 
 
@@ -146,5 +185,5 @@ def _stack_rule(i: int, g: Any, ans: Any, args: Any, kwargs: dict[str, Any]) -> 
     return g[tuple(index)]
 
 
-stack = primitive(_stack, "stack")
+stack = primitive(_stack, "stack", lambda xp, *xs, axis=0: xp.stack(xs, axis=axis))
 defvjp_argnum(stack, _stack_rule)
