@@ -106,7 +106,7 @@ def test_a_device_tensor_is_not_read_as_a_numpy_array(gpu: Any) -> None:
         np.asarray(y)
     assert y.item() if y.numel() == 1 else y.sum  # (no error reading values through the host)
     assert cr.tensor([4.0]).cuda().item() == 4.0
-    assert repr(y) == "Tensor([1., 1.], device='cuda:0')"
+    assert repr(y).startswith("Tensor([1., 1.], device='cuda:0'")  # (then its dtype, if unusual)
 
 
 @pytest.mark.parametrize(
