@@ -129,14 +129,20 @@ class Primitive:
         residual = None
         if self.residual:
             out, residual = out
-        if type(out) is not np.ndarray:
-            out = np.asarray(out)  # NumPy returns scalars from 0-d computations
+        if type(out) is not np.ndarray and isinstance(out, _HOST_RESULTS):
+            # NumPy returns scalars from 0-d computations (arrays of other libraries stay)
+            out = np.asarray(out)
         assert tensor_type is not None
         t = tensor_type._wrap(out)
         checking = _anomaly_enabled()
         if checking:
             _check_forward(self, out, raw)
-        if prev and _grad_enabled() and self.differentiable and out.dtype.kind == "f":
+        if (
+            prev
+            and _grad_enabled()
+            and self.differentiable
+            and (out.dtype.kind == "f" if type(out) is np.ndarray else _floating(out))
+        ):
             t._requires_grad = True
             t._prev = tuple(prev)
             ctx = t._ctx = _new(Context)
@@ -340,6 +346,15 @@ def fingerprint(a: np.ndarray) -> bytes:
 _grad_enabled = grad_mode._enabled.get  # (bound once: read by every operation)
 _anomaly_enabled = anomaly._enabled.get
 _NO_KWARGS: dict[str, Any] = {}  # never written to
+# Results that Primitive.__call__ makes an ndarray of (NumPy's 0-d scalars, subclasses).
+_HOST_RESULTS = (np.ndarray, np.generic, float, int)
+
+
+def _floating(out: Any) -> bool:
+    """Whether another library's array (a device's) holds floats: it may get a gradient."""
+    from chainrule.tensor.device import host_dtype
+
+    return host_dtype(out).kind == "f"
 
 
 def _positional(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
