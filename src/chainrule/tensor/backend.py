@@ -171,7 +171,9 @@ def seed(data: Any, gradient: Any, op: str) -> Any:
                 "implicitly for a scalar output. Reduce it (out.sum().backward()) or pass "
                 f"gradient= an array of shape {shape} (d loss / d out)."
             )
-        return xp.ones(shape, dtype=data.dtype)
+        if xp is np:
+            return np.ones(shape, dtype=data.dtype)
+        return xp.ones(shape, dtype=data.dtype, device=data.device)  # (on the output's device)
     g = xp.asarray(gradient, dtype=data.dtype, copy=True)
     if tuple(g.shape) != shape:
         raise ValueError(
@@ -241,14 +243,15 @@ def index_add(xp: Any, g: Any, shape: tuple[int, ...], index: Any) -> Any:
     if library_name(xp) == "cupy":
         import cupyx
 
-        out = xp.zeros(shape, dtype=g.dtype)
+        out = xp.zeros(shape, dtype=g.dtype, device=g.device)
         cupyx.scatter_add(out, index, g)
         return out
     # Any library: the flat position of each selected element (the same indexing applied
     # to 0, 1, ..., size-1), then a sum per position as one matrix product with a one-hot.
     size = math.prod(shape)
-    positions = getitem(xp, xp.reshape(xp.arange(size), shape), index)
-    hit = xp.reshape(positions, (-1, 1)) == xp.reshape(xp.arange(size), (1, -1))
+    every = xp.arange(size, device=g.device)  # (made where g lives: devices never mix)
+    positions = getitem(xp, xp.reshape(every, shape), index)
+    hit = xp.reshape(positions, (-1, 1)) == xp.reshape(every, (1, -1))
     summed = xp.reshape(g, (1, -1)) @ xp.astype(hit, g.dtype)
     return xp.reshape(summed, shape)
 

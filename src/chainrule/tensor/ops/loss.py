@@ -162,7 +162,8 @@ def _cross_entropy_rule(
     # Tensors (create_graph), or another library's arrays: recorded, differentiable.
     t = np.asarray(target) if isinstance(target, list) else getattr(target, "_data", target)
     xp = backend.array_namespace(t)  # the targets' library makes the constant one-hot
-    classes = xp.reshape(xp.arange(logits.shape[1], dtype=t.dtype), (1, -1))
+    on: dict[str, Any] = {} if xp is np else {"device": t.device}  # the targets' device
+    classes = xp.reshape(xp.arange(logits.shape[1], dtype=t.dtype, **on), (1, -1))
     onehot = xp.astype(xp.reshape(t, (-1, 1)) == classes, logits.dtype)
     return (softmax(logits, axis=1) - onehot) * scale
 
