@@ -117,7 +117,7 @@ def generate(
     )
     needed = {u for s in stmts for u in (*s.uses, *s.writes)} | outputs | _used([*epilogue, ret])
     lines = [f"def {name}({', '.join(params)}):"]
-    fetches = [f"{v} = {f}" for v, f in rec.inputs.items() if v in needed and v != f]
+    fetches = [f"{v} = {_inline_get(f)}" for v, f in rec.inputs.items() if v in needed and v != f]
     body: list[str] = []
     if fetches:
         body += ["try:", *("    " + f for f in fetches)]
@@ -194,6 +194,14 @@ class GuardTooLate(RuntimeError):
             "numbers or updated state, so it cannot redo the call eagerly. Run this step "
             "without chainrule.compile to see where the values go wrong (detect_anomaly())."
         )
+
+
+_GET = re.compile(r"_get\(([\w.]+)\)")
+
+
+def _inline_get(fetch: str) -> str:
+    """``_get(t)`` as an attribute read (see ``_engine.array_expr``)."""
+    return _GET.sub(lambda m: _engine.array_expr(m.group(1)), fetch)
 
 
 def _used(lines: list[str]) -> set[str]:
