@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.compile import _engine
+from chainrule.compile.blocks import block_updates
 from chainrule.compile.stmt import GuardFailed, Stmt
 from chainrule.compile.tracer import Recorder
 from chainrule.nn.rng import default_generator
@@ -110,6 +111,7 @@ def generate(
         epilogue = [_renamed(Stmt(e, (), ()), alias).code for e in epilogue]
         ret = _renamed(Stmt(ret, (), ()), alias).code
     stmts = live_statements(folded, outputs | _used(epilogue) | _used([ret]))
+    stmts = block_updates(stmts, rec.meta, outputs | _used([*epilogue, ret]))
     inputs = set(rec.inputs)
     unsafe_after = next(
         (i for i, s in enumerate(stmts) if (s.effect and not s.guard) or inputs & set(s.writes)),

@@ -38,6 +38,8 @@ class Recorder:
     consts: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)  # var -> how to fetch it
     big: set[str] = field(default_factory=set)  # variables on (views of) large memory
+    # var -> shape, bytes and id of the array owning its memory (alive while traced)
+    meta: dict[str, tuple[tuple[int, ...], int, int]] = field(default_factory=dict)
     live: set[str] = field(default_factory=set)  # hyperparameters read on each call
     _const_ids: dict[int, str] = field(default_factory=dict)
     _counts: dict[str, int] = field(default_factory=dict)
@@ -67,6 +69,7 @@ class Recorder:
             owner = owner.base
         if owner.nbytes >= BIG:
             self.big.add(var)
+        self.meta[var] = (arr.shape, arr.nbytes, id(owner))
         t = arr.view(Tracer)
         t._var, t._real, t._scalar, t._rec = var, arr, scalar, self
         return t

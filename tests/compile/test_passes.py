@@ -1,0 +1,105 @@
+"""chainrule.compile's rewrites of the traced lines: each one keeps eager mode's bits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import chainrule
+from chainrule import Tensor, nn, optim
+from chainrule.compile import blocks
+from chainrule.nn import functional as F
+
+
+def special_values(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """Random float32 values with inf, -inf, nan, -0.0 and +0.0 among them."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(shape).astype(np.float32)
+    flat = a.reshape(-1)
+    picks = rng.choice(flat.size, size=min(flat.size, 10), replace=False)
+    specials = np.array([np.inf, -np.inf, np.nan, -0.0, 0.0], np.float32)
+    flat[picks] = specials[np.arange(picks.size) % specials.size]
+    return a
+
+
+def bits(a: np.ndarray) -> np.ndarray:
+    return a.view(np.int32)
+
+
+def relu_grads(transposed: bool) -> Callable[[Tensor], Tensor]:
+    x = Tensor(special_values((6, 7), 1), requires_grad=True)
+
+    def step(c: Tensor) -> Tensor:
+        x.grad = None
+        h = x.relu()
+        g_in = c.T if transposed else c  # a gradient in the other memory order than x
+        loss = (h * g_in).sum()
+        loss.backward()
+        return loss
+
+    step.x = x  # type: ignore[attr-defined]
+    return step
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf - inf, inf * 0 on purpose
+@pytest.mark.parametrize("transposed", [False, True])
+def test_relu_backward_line_gives_the_engines_bits_with_inf_nan_and_signed_zeros(
+    transposed: bool,
+) -> None:
+    # The gradient holds inf, nan and -0.0 where x > 0 and where not: a product g * mask
+    # (nan where inf meets 0, -0.0 for negative g) or a where() with another zero would
+    # differ from the engine's select in these bits.
+    eager_step, traced_step = relu_grads(transposed), relu_grads(transposed)
+    compiled = chainrule.compile(traced_step)
+    shape = (7, 6) if transposed else (6, 7)
+    for seed in range(4):
+        c = Tensor(special_values(shape, 10 + seed))
+        eager_step(c)
+        compiled(c)
+        want, got = eager_step.x.grad.numpy(), traced_step.x.grad.numpy()  # type: ignore[attr-defined]
+        assert np.array_equal(bits(want), bits(got))
+        assert want.strides == got.strides
+    assert compiled.traces <= 2
+    assert "np.multiply(" in compiled.source and ".view(np.int32)" in compiled.source
+
+
+def big_mlp(width: int) -> tuple[list[Tensor], Callable[..., Any]]:
+    nn.manual_seed(0)
+    model = nn.MLP(20, [width, width], 3)
+    opt = optim.SGD(model.parameters(), lr=0.05)
+
+    def step(x: Tensor, y: np.ndarray) -> Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return list(model.parameters()), step
+
+
+@pytest.mark.parametrize("small_blocks", [False, True])
+def test_blocked_sgd_update_gives_eager_bits(
+    small_blocks: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 390 x 390 float32 is 594 KB: updated in blocks of rows. With blocks of 7 rows of 390
+    # (390 rows not a multiple of the block) the 390 x 20 weight is blocked too; the
+    # 3 x 390 one fits in one block, and 1-d biases are never blocked.
+    if small_blocks:
+        monkeypatch.setattr(blocks, "BLOCKED_BYTES", 64)
+        monkeypatch.setattr(blocks, "BLOCK_BYTES", 7 * 390 * 4)
+    eager_params, eager_step = big_mlp(390)
+    params, step = big_mlp(390)
+    compiled = chainrule.compile(step)
+    rng = np.random.default_rng(2)
+    x, y = Tensor(rng.standard_normal((8, 20)).astype(np.float32)), rng.integers(0, 3, 8)
+    for _ in range(5):
+        assert eager_step(x, y).item() == compiled(x, y).item()
+    for p, q in zip(eager_params, params, strict=True):
+        assert np.array_equal(bits(p.numpy()), bits(q.numpy()))
+        assert np.array_equal(bits(p.grad.numpy()), bits(q.grad.numpy()))
+    loops = compiled.source.count("for _i in range(")
+    assert loops == (2 if small_blocks else 1)
