@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from chainrule.compile.stmt import Stmt
+from chainrule.compile.stmt import ArrayInfo, Stmt
 
 BLOCKED_BYTES = 512 * 1024  # smaller updates fit in cache as they are
 BLOCK_BYTES = 256 * 1024  # a block of the gradient, tmp and parameter: about half an L2
@@ -22,7 +22,7 @@ _SCALE = re.compile(r"^np\.multiply\((\w+), ([^,]+), out=(\w+)\)$")
 _SUB = re.compile(r"^(\w+) -= (\w+)$")
 
 
-Meta = dict[str, tuple[tuple[int, ...], int, int]]  # var -> shape, bytes, id of its memory
+Meta = dict[str, ArrayInfo]
 
 
 def block_updates(stmts: list[Stmt], meta: Meta, later_uses: set[str]) -> list[Stmt]:
@@ -59,9 +59,9 @@ def _blocked(stmts: list[Stmt], i: int, meta: Meta, later: set[str]) -> Stmt | N
         return None
     if any(n not in meta for n in names):
         return None
-    shapes = {meta[n][0] for n in names}
-    owners = {meta[n][2] for n in names}  # rows written early must not be read later
-    shape, nbytes, _ = meta[p]
+    shapes = {meta[n].shape for n in names}
+    owners = {meta[n].owner for n in names}  # rows written early must not be read later
+    shape, nbytes = meta[p].shape, meta[p].nbytes
     if len(shapes) != 1 or len(owners) != 3 or len(shape) < 2 or nbytes < BLOCKED_BYTES:
         return None
     if tmp in later or any(tmp in s.uses or tmp in s.writes for s in stmts[i + 2 :]):

@@ -18,6 +18,7 @@ import numpy as np
 
 from chainrule.compile import _engine
 from chainrule.compile.blocks import block_updates
+from chainrule.compile.inplace import reuse_dead_operands
 from chainrule.compile.stmt import GuardFailed, Stmt
 from chainrule.compile.tracer import Recorder
 from chainrule.nn.rng import default_generator
@@ -111,7 +112,9 @@ def generate(
         epilogue = [_renamed(Stmt(e, (), ()), alias).code for e in epilogue]
         ret = _renamed(Stmt(ret, (), ()), alias).code
     stmts = live_statements(folded, outputs | _used(epilogue) | _used([ret]))
-    stmts = block_updates(stmts, rec.meta, outputs | _used([*epilogue, ret]))
+    results = outputs | _used([*epilogue, ret])
+    stmts = reuse_dead_operands(stmts, rec.meta, set(rec.inputs), results)
+    stmts = block_updates(stmts, rec.meta, results)
     inputs = set(rec.inputs)
     unsafe_after = next(
         (i for i, s in enumerate(stmts) if (s.effect and not s.guard) or inputs & set(s.writes)),
