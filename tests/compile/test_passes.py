@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -158,3 +159,60 @@ def test_in_place_rewrite_is_used_on_dead_temporaries_and_keeps_eager_bits() -> 
     assert np.array_equal(bits(w.numpy()), bits(w_eager.numpy()))
     assert np.array_equal(bits(w.grad.numpy()), bits(w_eager.grad.numpy()))
     assert "in place:" in compiled.source
+
+
+def sgd_mlp() -> tuple[list[Tensor], Callable[..., Any]]:
+    nn.manual_seed(0)
+    model = nn.MLP(2, [8], 3)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x: Tensor, y: np.ndarray) -> Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return list(model.parameters()), step
+
+
+def xy() -> tuple[Tensor, np.ndarray]:
+    rng = np.random.default_rng(5)
+    return Tensor(rng.standard_normal((10, 2)).astype(np.float32)), rng.integers(0, 3, 10)
+
+
+def test_a_kept_old_grad_is_never_overwritten_by_the_next_compiled_step() -> None:
+    params, step = sgd_mlp()
+    compiled = chainrule.compile(step)
+    x, y = xy()
+    for _ in range(3):
+        compiled(x, y)
+    kept = [p.grad for p in params]  # the caller holds the old .grad tensors
+    values = [g.numpy().copy() for g in kept]
+    compiled(x, y)
+    for p, g, v in zip(params, kept, values, strict=True):
+        assert p.grad is not g  # a new Tensor, as eager mode makes
+        assert np.array_equal(g.numpy(), v)  # the kept one still holds the old gradient
+
+
+def test_an_unheld_grad_tensor_is_reused_and_a_changed_one_is_replaced() -> None:
+    eager_params, eager_step = sgd_mlp()
+    params, step = sgd_mlp()
+    compiled = chainrule.compile(step)
+    x, y = xy()
+    for _ in range(3):
+        eager_step(x, y)
+        compiled(x, y)
+    refs = [weakref.ref(p.grad) for p in params]  # not a reference: nothing else holds it
+    params[0].grad.name = "renamed"  # no longer as a fresh Tensor: must be replaced
+    params[1].grad.mul_(2.0)  # changed in place: version bumped, still reusable
+    eager_step(x, y)
+    compiled(x, y)
+    assert refs[0]() is None and params[0].grad.name == ""
+    assert all(r() is p.grad for r, p in zip(refs[1:], params[1:], strict=True))
+    for p, q in zip(eager_params, params, strict=True):  # (before .numpy() samples them)
+        assert q.grad._version == p.grad._version == [0, 0]
+        assert q.grad._fp is None and p.grad._fp is None and not q.grad.requires_grad
+    for p, q in zip(eager_params, params, strict=True):
+        assert np.array_equal(bits(p.grad.numpy()), bits(q.grad.numpy()))
+        assert np.array_equal(bits(p.numpy()), bits(q.numpy()))

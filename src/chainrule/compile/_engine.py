@@ -8,6 +8,7 @@ When the engine changes, this file is the one to adapt.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = [
     "has_hooks",
     "mark_modified",
     "set_array",
+    "store_grad_lines",
     "wrap",
 ]
 
@@ -85,3 +87,39 @@ def cache_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if kwargs:
         parts.append(tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
     return tuple(parts)
+
+
+def store_grad_lines(param: str, array: str) -> list[str]:
+    """Program lines for ``param.grad = Tensor(array)``, as backward stores a gradient.
+
+    A new Tensor per parameter per call (building it, freeing the previous one) costs
+    more than the NumPy call that made a small gradient. When nothing but the parameter
+    holds the previous ``.grad`` (its reference count says so) and that Tensor is in the
+    state of a fresh one (no graph, hooks, name, ``requires_grad``), no one can tell it
+    from a new Tensor: the program puts the array into it instead. Otherwise (the caller
+    kept the old ``.grad``, or changed it) the line makes a new one, as eager mode does.
+    """
+    g = "_g"
+    return [
+        f"if (_rc({g} := {param}.grad) == {_UNHELD} and {g}.__class__ is _Tensor"
+        f" and {g}._ctx is None and not {g}._prev"
+        f" and {g}._hooks is None and {g}.grad is None"
+        f" and not ({g}._requires_grad or {g}._retains_grad or {g}.name)):",
+        f"    {g}._data, {g}._version, {g}._fp = {array}, [0, 0], None  # as a fresh Tensor",
+        "else:",
+        f"    {param}.grad = _wrap({array})",
+    ]
+
+
+def _unheld_count() -> int:
+    """The reference count that ``store_grad_lines``'s test sees for a ``.grad`` that only
+    its parameter holds: measured once on the same code, as it differs between Pythons."""
+    ns: dict[str, Any] = {"_rc": sys.getrefcount}
+    exec("def probe(p):\n    return _rc(_g := p.grad)\n", ns)
+    p = Tensor._wrap(np.zeros(1))
+    p.grad = Tensor._wrap(np.zeros(1))
+    count: int = ns["probe"](p)
+    return count
+
+
+_UNHELD = _unheld_count()

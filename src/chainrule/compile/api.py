@@ -262,7 +262,7 @@ def _untrace(
             target = fetch[len("_get(") : -len(".grad)")]
             if emitted.get(id(slot.tensor)) == value._var:
                 continue
-            lines.append(f"{target}.grad = _wrap({value._var})")
+            lines += _engine.store_grad_lines(target, str(value._var))
         elif slot.tensor is not None:
             lines.append(f"_set({fetch[len('_get(') : -1]}, {value._var})")
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -170,6 +171,8 @@ def generate(
         "_get": _engine.get_array,
         "_set": _engine.set_array,
         "_wrap": _engine.wrap,
+        "_rc": sys.getrefcount,
+        "_Tensor": _engine.Tensor,
         "_mark_modified": _engine.mark_modified,
         "_default_generator": default_generator,
         "_GuardFailed": GuardFailed,
