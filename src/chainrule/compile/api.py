@@ -262,6 +262,8 @@ def _untrace(
             target = fetch[len("_get(") : -len(".grad)")]
             if emitted.get(id(slot.tensor)) == value._var:
                 continue
+            if not any(line.startswith("# each .grad") for line in lines):
+                lines.append("# each .grad: a new Tensor, or the old one if nothing else holds it")
             lines += _engine.store_grad_lines(target, str(value._var))
         elif slot.tensor is not None:
             lines.append(f"_set({fetch[len('_get(') : -1]}, {value._var})")
