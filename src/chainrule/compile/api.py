@@ -246,7 +246,7 @@ def _untrace(
     rec: Recorder,
 ) -> list[str]:
     """Put the real arrays back everywhere; return the lines that store the results."""
-    lines = []
+    lines: list[str] = []
     for fetch, slot in after.slots.items():
         value = slot.get()
         if not isinstance(value, Tracer):
