@@ -195,7 +195,9 @@ def test_a_kept_old_grad_is_never_overwritten_by_the_next_compiled_step() -> Non
         assert np.array_equal(g.numpy(), v)  # the kept one still holds the old gradient
 
 
-def test_an_unheld_grad_tensor_is_reused_and_a_changed_one_is_replaced() -> None:
+def test_an_unheld_grad_tensor_is_reused_and_a_changed_one_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     eager_params, eager_step = sgd_mlp()
     params, step = sgd_mlp()
     compiled = chainrule.compile(step)
@@ -203,16 +205,31 @@ def test_an_unheld_grad_tensor_is_reused_and_a_changed_one_is_replaced() -> None
     for _ in range(3):
         eager_step(x, y)
         compiled(x, y)
-    refs = [weakref.ref(p.grad) for p in params]  # not a reference: nothing else holds it
+    made: list[int] = []  # Tensors built by the compiled step
+    wrap = Tensor._wrap
+    monkeypatch.setattr(Tensor, "_wrap", staticmethod(lambda a: made.append(1) or wrap(a)))
+    compiled(x, y)
+    assert len(made) == 1  # only the loss: every .grad Tensor was reused
     params[0].grad.name = "renamed"  # no longer as a fresh Tensor: must be replaced
     params[1].grad.mul_(2.0)  # changed in place: version bumped, still reusable
-    eager_step(x, y)
+    watched = weakref.ref(params[2].grad)  # a weak reference sees the object: replaced
+    made.clear()
     compiled(x, y)
-    assert refs[0]() is None and params[0].grad.name == ""
-    assert all(r() is p.grad for r, p in zip(refs[1:], params[1:], strict=True))
+    assert len(made) == 3 and watched() is None
+    assert params[0].grad.name == ""
+    monkeypatch.undo()
+    eager_step(x, y)
+    eager_step(x, y)
     for p, q in zip(eager_params, params, strict=True):  # (before .numpy() samples them)
         assert q.grad._version == p.grad._version == [0, 0]
         assert q.grad._fp is None and p.grad._fp is None and not q.grad.requires_grad
     for p, q in zip(eager_params, params, strict=True):
         assert np.array_equal(bits(p.grad.numpy()), bits(q.grad.numpy()))
         assert np.array_equal(bits(p.numpy()), bits(q.numpy()))
+
+
+def test_grad_reuse_covers_every_slot_of_a_tensor() -> None:
+    # A slot added to Tensor must be tested or reset by the reused-.grad line as well.
+    from chainrule.compile import _engine
+
+    assert set(Tensor.__slots__) == set(_engine.REUSE_COVERS)

@@ -94,14 +94,16 @@ def store_grad_lines(param: str, array: str) -> list[str]:
 
     A new Tensor per parameter per call (building it, freeing the previous one) costs
     more than the NumPy call that made a small gradient. When nothing but the parameter
-    holds the previous ``.grad`` (its reference count says so) and that Tensor is in the
+    holds the previous ``.grad`` (its reference count says so, and it has no weak
+    references) and that Tensor is in the
     state of a fresh one (no graph, hooks, name, ``requires_grad``), no one can tell it
     from a new Tensor: the program puts the array into it instead. Otherwise (the caller
     kept the old ``.grad``, or changed it) the line makes a new one, as eager mode does.
     """
     g = "_g"
     return [
-        f"if (_rc({g} := {param}.grad) == {_UNHELD} and {g}.__class__ is _Tensor"
+        f"if (_rc({g} := {param}.grad) == {_UNHELD} and not _wrc({g})"
+        f" and {g}.__class__ is _Tensor"
         f" and {g}._ctx is None and not {g}._prev"
         f" and {g}._hooks is None and {g}.grad is None"
         f" and not ({g}._requires_grad or {g}._retains_grad or {g}.name)):",
@@ -109,6 +111,13 @@ def store_grad_lines(param: str, array: str) -> list[str]:
         "else:",
         f"    {param}.grad = _wrap({array})",
     ]
+
+
+# Every slot of a Tensor: store_grad_lines tests or resets each one (a test checks the list).
+REUSE_COVERS = frozenset(
+    {"_data", "_version", "_fp", "_ctx", "_prev", "_hooks", "grad", "_requires_grad",
+     "_retains_grad", "name", "__weakref__"}
+)  # fmt: skip
 
 
 def _unheld_count() -> int:

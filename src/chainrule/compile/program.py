@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -172,6 +173,7 @@ def generate(
         "_set": _engine.set_array,
         "_wrap": _engine.wrap,
         "_rc": sys.getrefcount,
+        "_wrc": weakref.getweakrefcount,
         "_Tensor": _engine.Tensor,
         "_mark_modified": _engine.mark_modified,
         "_default_generator": default_generator,
