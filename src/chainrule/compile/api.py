@@ -69,7 +69,7 @@ class Compiled:
         if _engine.anomaly_enabled():
             self._fall_back("detect_anomaly() is on (its checks run per operation)", once=False)
             return self.fn(*args, **kwargs)
-        key = _key(args, kwargs)
+        key = _engine.cache_key(args, kwargs)
         program = self._cache.get(key)
         if program is not None:
             try:
@@ -246,7 +246,7 @@ def _untrace(
     rec: Recorder,
 ) -> list[str]:
     """Put the real arrays back everywhere; return the lines that store the results."""
-    lines = []
+    lines: list[str] = []
     for fetch, slot in after.slots.items():
         value = slot.get()
         if not isinstance(value, Tracer):
@@ -262,7 +262,9 @@ def _untrace(
             target = fetch[len("_get(") : -len(".grad)")]
             if emitted.get(id(slot.tensor)) == value._var:
                 continue
-            lines.append(f"{target}.grad = _wrap({value._var})")
+            if not any(line.startswith("# each .grad") for line in lines):
+                lines.append("# each .grad: a new Tensor, or the old one if nothing else holds it")
+            lines += _engine.store_grad_lines(target, str(value._var))
         elif slot.tensor is not None:
             lines.append(f"_set({fetch[len('_get(') : -1]}, {value._var})")
         else:
@@ -304,23 +306,6 @@ def _changed_state_numbers(before: Walk, after: Walk, scope: Scope) -> set[int]:
         if before.state_numbers.get(expr, object()) != value:
             out.add(id(scope.consts[expr.split(".", 1)[0]]))
     return out
-
-
-def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    parts: list[Any] = [_engine.grad_enabled()]
-    for a in args:
-        if isinstance(a, Tensor):
-            arr = _engine.get_array(a)
-            parts.append((arr.shape, arr.dtype, a.requires_grad))
-        elif isinstance(a, np.ndarray):
-            parts.append((a.shape, a.dtype))
-        elif a is None or isinstance(a, bool | int | float | str):
-            parts.append((type(a), a))
-        else:
-            parts.append(id(a))
-    if kwargs:
-        parts.append(tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
-    return tuple(parts)
 
 
 def compile(fn: Callable[..., Any] | None = None, *, state: tuple[Any, ...] = ()) -> Any:

@@ -99,11 +99,13 @@ def conversions_traced() -> Iterator[None]:
 
 
 def _traced_select(select: Any) -> Any:
-    """The ReLU rule's ``where(mask, g, 0)`` through the bits, recorded as one call.
+    """The ReLU rule's ``where(mask, g, 0)`` through the bits, recorded as one line.
 
     The engine's own function (mask -> ints -> -1/0 -> AND with g's bits) is the fastest
-    way NumPy has (``np.where`` and ``np.copyto(where=)`` are 10x slower on large arrays):
-    the program calls it, and the line reads as the lecture's 𝕀[f > 0] ⊙ g.
+    way NumPy has to do it on its own (``np.where`` is 10x slower on large arrays). The
+    program does it in one NumPy call: g's bits times the mask (True is 1) keeps each
+    float's bits or gives 0, the bits of +0.0, so inf and nan become +0.0 where the mask
+    is off, the same bits as the engine's. The line reads as the lecture's 𝕀[f > 0] ⊙ g.
     """
 
     def traced(g: Any, mask: Any) -> Any:
@@ -111,8 +113,27 @@ def _traced_select(select: Any) -> Any:
             return select(g, mask)
         rec = g._rec
         result = select(g._real, mask._real)  # the eager computation, bit for bit
-        fn = rec.const(select, "relu_select")
-        code = f"{fn}({rec.fmt(g)}, {rec.fmt(mask)})  # g where the mask is set, else +0.0"
+        ints = _SAME_SIZE_INT.get(g.dtype.itemsize)
+        if (
+            mask.dtype != np.bool_
+            or g.dtype.kind != "f"
+            or ints is None
+            or not _same_layout(result, np.multiply(g._real.view(ints), mask._real))
+        ):  # (the layout too: later reductions sum in memory order)
+            fn = rec.const(select, "relu_select")
+            code = f"{fn}({rec.fmt(g)}, {rec.fmt(mask)})  # g where the mask is set, else +0.0"
+        else:
+            code = (
+                f"np.multiply({rec.fmt(g)}.view(np.{ints}), {rec.fmt(mask)})"
+                f".view(np.{g.dtype.name})  # g where the mask is set, else +0.0"
+            )
         return rec.result(result, "relu_g", code)
 
     return traced
+
+
+_SAME_SIZE_INT = {2: "int16", 4: "int32", 8: "int64"}  # float16/32/64 -> its bits
+
+
+def _same_layout(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and a.strides == b.strides

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from chainrule.compile import _engine
+from chainrule.compile.blocks import block_updates
+from chainrule.compile.inplace import reuse_dead_operands
 from chainrule.compile.stmt import GuardFailed, Stmt
 from chainrule.compile.tracer import Recorder
 from chainrule.nn.rng import default_generator
@@ -110,6 +114,9 @@ def generate(
         epilogue = [_renamed(Stmt(e, (), ()), alias).code for e in epilogue]
         ret = _renamed(Stmt(ret, (), ()), alias).code
     stmts = live_statements(folded, outputs | _used(epilogue) | _used([ret]))
+    results = outputs | _used([*epilogue, ret])
+    stmts = reuse_dead_operands(stmts, rec.meta, set(rec.inputs), results)
+    stmts = block_updates(stmts, rec.meta, results)
     inputs = set(rec.inputs)
     unsafe_after = next(
         (i for i, s in enumerate(stmts) if (s.effect and not s.guard) or inputs & set(s.writes)),
@@ -117,7 +124,7 @@ def generate(
     )
     needed = {u for s in stmts for u in (*s.uses, *s.writes)} | outputs | _used([*epilogue, ret])
     lines = [f"def {name}({', '.join(params)}):"]
-    fetches = [f"{v} = {f}" for v, f in rec.inputs.items() if v in needed and v != f]
+    fetches = [f"{v} = {_inline_get(f)}" for v, f in rec.inputs.items() if v in needed and v != f]
     body: list[str] = []
     if fetches:
         body += ["try:", *("    " + f for f in fetches)]
@@ -165,6 +172,9 @@ def generate(
         "_get": _engine.get_array,
         "_set": _engine.set_array,
         "_wrap": _engine.wrap,
+        "_rc": sys.getrefcount,
+        "_wrc": weakref.getweakrefcount,
+        "_Tensor": _engine.Tensor,
         "_mark_modified": _engine.mark_modified,
         "_default_generator": default_generator,
         "_GuardFailed": GuardFailed,
@@ -194,6 +204,14 @@ class GuardTooLate(RuntimeError):
             "numbers or updated state, so it cannot redo the call eagerly. Run this step "
             "without chainrule.compile to see where the values go wrong (detect_anomaly())."
         )
+
+
+_GET = re.compile(r"_get\(([\w.]+)\)")
+
+
+def _inline_get(fetch: str) -> str:
+    """``_get(t)`` as an attribute read (see ``_engine.array_expr``)."""
+    return _GET.sub(lambda m: _engine.array_expr(m.group(1)), fetch)
 
 
 def _used(lines: list[str]) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # Intermediates at least this large are freed after their last use (see program.py).
 BIG = 256 * 1024
@@ -29,3 +30,14 @@ class Stmt:
     phase: str = "forward"
     label: str = ""
     guard: bool = False
+
+
+class ArrayInfo(NamedTuple):
+    """What the passes over the lines need to know of a variable's array, as traced."""
+
+    shape: tuple[int, ...]
+    nbytes: int
+    owner: int  # id of the array owning the memory (alive while the trace runs)
+    owns: bool  # the array is that owner (not a view)
+    dtype: str
+    strides: tuple[int, ...]

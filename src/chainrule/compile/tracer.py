@@ -24,7 +24,7 @@ import numpy as np
 from chainrule.compile.hyper import Hyper
 from chainrule.compile.sites import engine_site, user_line, where
 from chainrule.compile.spelling import SHORT_NAMES, as_reduce, ufunc_code
-from chainrule.compile.stmt import BIG, Stmt, TraceError
+from chainrule.compile.stmt import BIG, ArrayInfo, Stmt, TraceError
 
 # Array functions whose Python results depend only on shapes and dtypes (guarded by the key).
 _STATIC = {"shape", "ndim", "size", "result_type", "may_share_memory", "shares_memory"}
@@ -38,6 +38,7 @@ class Recorder:
     consts: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)  # var -> how to fetch it
     big: set[str] = field(default_factory=set)  # variables on (views of) large memory
+    meta: dict[str, ArrayInfo] = field(default_factory=dict)  # each variable's array
     live: set[str] = field(default_factory=set)  # hyperparameters read on each call
     _const_ids: dict[int, str] = field(default_factory=dict)
     _counts: dict[str, int] = field(default_factory=dict)
@@ -67,6 +68,9 @@ class Recorder:
             owner = owner.base
         if owner.nbytes >= BIG:
             self.big.add(var)
+        self.meta[var] = ArrayInfo(
+            arr.shape, arr.nbytes, id(owner), owner is arr, arr.dtype.str, arr.strides
+        )
         t = arr.view(Tracer)
         t._var, t._real, t._scalar, t._rec = var, arr, scalar, self
         return t
