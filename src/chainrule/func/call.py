@@ -28,7 +28,7 @@ def _identity(x: np.ndarray) -> np.ndarray:
 
 # The link between an argument that carries a graph and the copy a transform differentiates.
 _input = primitive(_identity, "input")
-defvjp(_input, lambda g, ans, x: g)
+defvjp(_input, lambda g, ans, x: g, retain_inputs=(), retain_output=False)
 
 
 def check_argnums(op: str, argnums: Argnums) -> tuple[int, ...]:

@@ -115,8 +115,8 @@ _erfc_impl: Any = None
 
 erf = primitive(_erf_np, "erf")
 erfc = primitive(_erfc_np, "erfc")
-defvjp(erf, lambda g, ans, x: g * (_TWO_OVER_SQRT_PI * ops.exp(-(x * x))))
-defvjp(erfc, lambda g, ans, x: g * (-_TWO_OVER_SQRT_PI * ops.exp(-(x * x))))
+defvjp(erf, lambda g, ans, x: g * (_TWO_OVER_SQRT_PI * ops.exp(-(x * x))), retain_output=False)
+defvjp(erfc, lambda g, ans, x: g * (-_TWO_OVER_SQRT_PI * ops.exp(-(x * x))), retain_output=False)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
@@ -134,6 +134,7 @@ defvjp(
     lambda g, ans, x: (
         g * (0.5 * erfc(x * -_INV_SQRT2) + x * ops.exp(-0.5 * (x * x)) * _INV_SQRT_2PI)
     ),
+    retain_output=False,
 )
 
 
@@ -229,6 +230,7 @@ defvjp(
     bce_with_logits,
     lambda g, ans, z, y: g * (ops.sigmoid(z) - y),  # ∂/∂z = σ(z) - y
     lambda g, ans, z, y: g * -z,  # ∂/∂y = -z
+    retain_output=False,
 )
 
 

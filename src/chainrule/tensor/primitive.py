@@ -54,6 +54,8 @@ class Primitive:
         "name",
         "quiet",
         "residual",
+        "retain_inputs",
+        "retain_output",
         "rules",
     )
 
@@ -84,6 +86,11 @@ class Primitive:
         # cross-entropy): they skip that context (~1 µs a pass) and can only warn when a
         # gradient or saved input is already inf or nan.
         self.quiet = True
+        # What the rules read (see defvjp): the positions of the input tensors whose arrays
+        # are kept for backward (None: all of them), and whether the output's is. Every
+        # other tensor is kept as its shape and dtype only (chainrule.tensor.node.NotSaved).
+        self.retain_inputs: tuple[int, ...] | None = None
+        self.retain_output = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` on the inputs' arrays; record it when an input requires a gradient.
@@ -219,33 +226,78 @@ def nondifferentiable(fn: Callable[..., Any], name: str | None = None) -> Primit
     return Primitive(fn, name or fn.__name__, differentiable=False)
 
 
-def defvjp(prim: Primitive, *rules: VJPRule | None) -> None:
-    """Register one VJP rule per input: ``rule(g, ans, *inputs, **kwargs)``; None = no grad."""
+def defvjp(
+    prim: Primitive,
+    *rules: VJPRule | None,
+    retain_inputs: Sequence[int] | None = None,
+    retain_output: bool = True,
+) -> None:
+    """Register one VJP rule per input: ``rule(g, ans, *inputs, **kwargs)``; None = no grad.
+
+    ``retain_inputs`` and ``retain_output`` say what the rules read (Chainer's
+    ``retain_inputs``/``retain_outputs``): the positions of the input tensors whose values
+    they use, and whether they use the output ``ans``. The engine keeps only those for the
+    backward pass; every other tensor is passed to the rules as a ``NotSaved`` with its
+    ``shape``, ``dtype`` and ``ndim`` (enough for ``g.reshape(x.shape)``), and its memory
+    goes as soon as the user drops it. The defaults keep everything, which is always
+    correct. Arguments that are not tensors (numbers, shapes, axes, indices) are always
+    kept. Example: ``defvjp(exp, lambda g, ans, x: g * ans, retain_inputs=())``.
+    """
     prim.rules = rules
     prim.argnum_rule = prim.argnums_rule = None
     prim.dispatch = prim._per_input
+    _declare(prim, retain_inputs, retain_output)
 
 
-def defvjp_argnum(prim: Primitive, rule: ArgnumRule) -> None:
-    """Register one rule for all inputs: ``rule(argnum, g, ans, inputs, kwargs)``."""
+def defvjp_argnum(
+    prim: Primitive,
+    rule: ArgnumRule,
+    retain_inputs: Sequence[int] | None = None,
+    retain_output: bool = True,
+) -> None:
+    """Register one rule for all inputs: ``rule(argnum, g, ans, inputs, kwargs)``.
+
+    ``retain_inputs``, ``retain_output``: what the rule reads, as for ``defvjp``.
+    """
     prim.argnum_rule = rule
     prim.rules = ()
     prim.argnums_rule = None
     prim.dispatch = prim._one_rule
+    _declare(prim, retain_inputs, retain_output)
 
 
-def defvjp_argnums(prim: Primitive, rule: ArgnumsRule) -> None:
+def defvjp_argnums(
+    prim: Primitive,
+    rule: ArgnumsRule,
+    retain_inputs: Sequence[int] | None = None,
+    retain_output: bool = True,
+) -> None:
     """Register one rule that returns the gradients of several inputs at once:
     ``rule(argnums, g, ans, *inputs, **kwargs)`` gives one gradient per position in
     ``argnums`` (the inputs that need one), in that order.
 
     For operations whose input gradients share work or are best read together, as the
     lecture's layer f = β + Ω h: one call gives ∂ℓ/∂h, ∂ℓ/∂Ω and ∂ℓ/∂β.
+    ``retain_inputs``, ``retain_output``: what the rule reads, as for ``defvjp``.
     """
     prim.argnums_rule = rule
     prim.rules = ()
     prim.argnum_rule = None
     prim.dispatch = rule
+    _declare(prim, retain_inputs, retain_output)
+
+
+def _declare(prim: Primitive, retain_inputs: Sequence[int] | None, retain_output: bool) -> None:
+    if retain_inputs is not None:
+        bad = [i for i in retain_inputs if not isinstance(i, int) or i < 0]
+        if bad:
+            raise ValueError(
+                f"defvjp({prim.name}): retain_inputs must hold input positions (ints >= 0), "
+                f"got {tuple(retain_inputs)!r}."
+            )
+        retain_inputs = tuple(sorted(set(retain_inputs)))
+    prim.retain_inputs = retain_inputs
+    prim.retain_output = bool(retain_output)
 
 
 class Context:

@@ -150,7 +150,8 @@ def checkpoint(
 
     op = Primitive(lambda *raw: joined, "checkpoint")
     op.quiet = False  # the rule runs its own backward pass, which sets up NumPy's errstate
-    defvjp_argnums(op, recompute)
+    # It reruns the function on its inputs (all kept); the output it never reads.
+    defvjp_argnums(op, recompute, retain_output=False)
     out = op(*(args[i] for i in positions), *leaves)
     if len(shapes) == 1:
         return _rebuild(result, [out])
@@ -319,7 +320,7 @@ def _identity(x: np.ndarray) -> np.ndarray:
 # and does not go on below it (into the graph that made the input: a parameter shared with
 # that graph would otherwise get this segment's gradient twice).
 _input = primitive(_identity, "checkpoint_input")
-defvjp(_input, lambda g, ans, x: g)
+defvjp(_input, lambda g, ans, x: g, retain_inputs=(), retain_output=False)
 
 
 def _link(x: Tensor, handles: list[Any]) -> Tensor:

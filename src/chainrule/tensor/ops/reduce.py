@@ -51,6 +51,8 @@ defvjp(
     lambda g, ans, x, axis=None, keepdims=False: broadcast_to(
         _unreduce(g, x, axis, keepdims), np.shape(x)
     ),
+    retain_inputs=(),  # only x's shape
+    retain_output=False,
 )
 
 
@@ -64,6 +66,8 @@ defvjp(
     lambda g, ans, x, axis=None, keepdims=False: broadcast_to(
         _unreduce(g, x, axis, keepdims) / (_count(x, axis) or 1), np.shape(x)
     ),
+    retain_inputs=(),
+    retain_output=False,
 )
 
 
@@ -104,7 +108,7 @@ def _var_rule(
 
 
 var = primitive(_var, "var")
-defvjp(var, _var_rule)
+defvjp(var, _var_rule, retain_output=False)
 
 # -- the softmax family, computed stably --------------------------------------------------
 
@@ -130,7 +134,7 @@ defvjp(
     lambda g, ans, x, axis=None, keepdims=False: (
         _unreduce(g, x, axis, keepdims) * exp(x - _unreduce(ans, x, axis, keepdims))
     ),
-)
+)  # reads x and ans: keeps both
 
 
 def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -144,7 +148,11 @@ def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 softmax = primitive(_softmax, "softmax")
 # J = diag(s) - s sᵀ, so gᵀJ = s ⊙ (g - Σ g s)
-defvjp(softmax, lambda g, ans, x, axis=-1: ans * (g - (g * ans).sum(axis=axis, keepdims=True)))
+defvjp(
+    softmax,
+    lambda g, ans, x, axis=-1: ans * (g - (g * ans).sum(axis=axis, keepdims=True)),
+    retain_inputs=(),
+)
 
 
 def _log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -157,4 +165,8 @@ def _log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 log_softmax = primitive(_log_softmax, "log_softmax")
 # d/dx (x - logsumexp x) = I - 1 softmaxᵀ, so gᵀJ = g - softmax ⊙ Σ g
-defvjp(log_softmax, lambda g, ans, x, axis=-1: g - exp(ans) * g.sum(axis=axis, keepdims=True))
+defvjp(
+    log_softmax,
+    lambda g, ans, x, axis=-1: g - exp(ans) * g.sum(axis=axis, keepdims=True),
+    retain_inputs=(),
+)

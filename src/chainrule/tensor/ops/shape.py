@@ -43,11 +43,20 @@ def _sum_to(x: np.ndarray, shape: Shape) -> np.ndarray:
 
 sum_to = primitive(_sum_to, "sum_to")
 broadcast_to = primitive(np.broadcast_to, "broadcast_to")
-defvjp(sum_to, lambda g, ans, x, shape: broadcast_to(g, np.shape(x)))
-defvjp(broadcast_to, lambda g, ans, x, shape: g)  # the engine sums g back to x's shape
+# Shape operations read shapes only: they keep no array for backward.
+defvjp(
+    sum_to,
+    lambda g, ans, x, shape: broadcast_to(g, np.shape(x)),
+    retain_inputs=(),
+    retain_output=False,
+)
+# The engine sums g back to x's shape:
+defvjp(broadcast_to, lambda g, ans, x, shape: g, retain_inputs=(), retain_output=False)
 
 reshape = primitive(np.reshape, "reshape")
-defvjp(reshape, lambda g, ans, x, shape: g.reshape(np.shape(x)))
+defvjp(
+    reshape, lambda g, ans, x, shape: g.reshape(np.shape(x)), retain_inputs=(), retain_output=False
+)
 
 
 def _transpose(x: np.ndarray, axes: tuple[int, ...] | None = None) -> np.ndarray:
@@ -62,7 +71,7 @@ def _transpose_rule(g: Any, ans: Any, x: Any, axes: tuple[int, ...] | None = Non
 
 
 transpose = primitive(_transpose, "transpose")
-defvjp(transpose, _transpose_rule)
+defvjp(transpose, _transpose_rule, retain_inputs=(), retain_output=False)
 
 
 def _squeeze(x: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
@@ -70,10 +79,20 @@ def _squeeze(x: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.nda
 
 
 squeeze = primitive(_squeeze, "squeeze")
-defvjp(squeeze, lambda g, ans, x, axis=None: g.reshape(np.shape(x)))
+defvjp(
+    squeeze,
+    lambda g, ans, x, axis=None: g.reshape(np.shape(x)),
+    retain_inputs=(),
+    retain_output=False,
+)
 
 expand_dims = primitive(np.expand_dims, "unsqueeze")
-defvjp(expand_dims, lambda g, ans, x, axis: g.reshape(np.shape(x)))
+defvjp(
+    expand_dims,
+    lambda g, ans, x, axis: g.reshape(np.shape(x)),
+    retain_inputs=(),
+    retain_output=False,
+)
 
 
 def _astype(x: np.ndarray, dtype: Any) -> np.ndarray:
@@ -81,7 +100,8 @@ def _astype(x: np.ndarray, dtype: Any) -> np.ndarray:
 
 
 astype = primitive(_astype, "astype")
-defvjp(astype, lambda g, ans, x, dtype: g)  # the engine casts g back to x's dtype
+# The engine casts g back to x's dtype:
+defvjp(astype, lambda g, ans, x, dtype: g, retain_inputs=(), retain_output=False)
 
 # -- indexing -----------------------------------------------------------------------------
 
@@ -113,8 +133,18 @@ def _index_add(g: np.ndarray, shape: Shape, index: Any) -> np.ndarray:
 
 getitem = primitive(_getitem, "getitem")
 index_add = primitive(_index_add, "index_add")
-defvjp(getitem, lambda g, ans, x, index: index_add(g, np.shape(x), index))
-defvjp(index_add, lambda g, ans, x, shape, index: getitem(g, index))
+defvjp(
+    getitem,
+    lambda g, ans, x, index: index_add(g, np.shape(x), index),
+    retain_inputs=(1,),  # the index (if a tensor), not x
+    retain_output=False,
+)
+defvjp(
+    index_add,
+    lambda g, ans, x, shape, index: getitem(g, index),
+    retain_inputs=(2,),
+    retain_output=False,
+)
 
 # -- joining ------------------------------------------------------------------------------
 
@@ -132,7 +162,7 @@ def _concatenate_rule(i: int, g: Any, ans: Any, args: Any, kwargs: dict[str, Any
 
 
 concatenate = primitive(_concatenate, "concatenate")
-defvjp_argnum(concatenate, _concatenate_rule)
+defvjp_argnum(concatenate, _concatenate_rule, retain_inputs=(), retain_output=False)
 
 
 def _stack(*xs: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -147,4 +177,4 @@ def _stack_rule(i: int, g: Any, ans: Any, args: Any, kwargs: dict[str, Any]) -> 
 
 
 stack = primitive(_stack, "stack")
-defvjp_argnum(stack, _stack_rule)
+defvjp_argnum(stack, _stack_rule, retain_inputs=(), retain_output=False)
