@@ -44,7 +44,9 @@ def wrap(a: np.ndarray) -> Tensor:
 
 
 def has_hooks(t: Tensor) -> bool:
-    return bool(t._hooks) or t._retains_grad
+    """Hooks or retain_grad on the tensor (a leaf's are on it, a non-leaf's on its node)."""
+    node = t._node
+    return bool(t._hooks) or (node is not None and (bool(node._hooks) or node.retained is not None))
 
 
 def grad_enabled() -> bool:

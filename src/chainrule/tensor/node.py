@@ -1,4 +1,5 @@
-"""What a primitive's backward rules do not read: kept as a shape and a dtype, nothing more.
+"""The graph node of a recorded operation (``Node``, a tensor's ``grad_fn``), and what
+stands in for the arrays its backward rules do not read (``NotSaved``).
 
 Each primitive declares what its rules read (``retain_inputs=``, ``retain_output=`` of
 ``defvjp``, in the style of Chainer's ``retain_inputs``/``retain_outputs``). The engine
@@ -11,9 +12,13 @@ TypeError naming the operation: the primitive's declaration is then wrong.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
+
+from chainrule.tensor.grad_fn import AccumulateGrad, backward_name
 
 if TYPE_CHECKING:
     from chainrule.tensor.primitive import Primitive
@@ -98,3 +103,110 @@ for _op in (*_BINARY, *(f"r{op}" for op in _BINARY), *_OTHER, *_MORE):
 del _op
 
 _new = object.__new__
+
+
+class Node:
+    """The backward node of one recorded operation: PyTorch's ``grad_fn``, apart from the
+    tensor it made.
+
+    It owns what the backward pass needs and nothing else: the edges to its parents' nodes
+    (``_prev``: a parent's ``Node``, or the leaf tensor itself, which is where its gradient
+    accumulates), the inputs and output its rule declared it reads (``saved``), the
+    output's shape and dtype (``ans``, a ``NotSaved`` unless the output is retained), and
+    the hooks and ``retain_grad`` of the tensor it made. The tensor holds only its node, so
+    a tensor no rule reads (a linear layer's f_k, before its ReLU) is freed as soon as the
+    user drops it.
+
+    Made without ``__init__`` by ``Primitive.__call__`` (a hot path). ``residual``,
+    ``where`` and ``out_version`` are set only when there is something to keep.
+    """
+
+    __slots__ = (
+        "_hooks",
+        "_prev",
+        "ans",
+        "args",
+        "kwargs",
+        "out_fp",
+        "out_version",
+        "parents",
+        "prim",
+        "residual",
+        "retained",
+        "saved",
+        "stamp",
+        "where",
+    )
+
+    _prev: list[Any] | tuple[()]  # parent edges, one per position in ``parents``
+    prim: Primitive
+    # The arguments as a normal backward pass passes them to the rules: the arrays of the
+    # retained input tensors, a NotSaved for the other tensors, other arguments as given.
+    # None once released.
+    saved: list[Any] | None
+    # The same with the retained input Tensors themselves (create_graph; in-place checks).
+    args: Sequence[Any]
+    ans: Any  # the output's array when retained, else a NotSaved
+    kwargs: dict[str, Any]
+    parents: Sequence[int]  # positions of the inputs that require a gradient
+    # The modification clock when saved (see primitive.mark_modified), bit-inverted when a
+    # saved array had been handed out, so that its sample is always compared.
+    stamp: int
+    residual: Any  # what a primitive_with_residual kept for its rules
+    where: list[str] | None  # creation stack, under detect_anomaly()
+    out_version: list[int]  # the output tensor's version counter, when it is retained
+    out_fp: bytes  # a sample of the retained output, taken when its tensor handed it out
+    _hooks: dict[int, Callable[[Any], Any]] | None  # register_hook of the tensor it made
+    retained: weakref.ref[Any] | None  # that tensor, once it called retain_grad()
+
+    @property
+    def released(self) -> bool:
+        return self.saved is None
+
+    def release(self) -> None:
+        """Drop what was saved (backward without retain_graph): its memory can go now."""
+        self.saved = None
+        self.args = ()
+        self._prev = ()
+        if self.prim.residual:
+            self.residual = None
+        ans = self.ans
+        if type(ans) is not NotSaved:  # keep the shape: a retained child still fits to it
+            self.ans = NotSaved.make(ans.shape, ans.dtype, self.prim, -1)
+
+    # -- PyTorch's grad_fn surface --------------------------------------------------------
+
+    @property
+    def op(self) -> str:
+        """chainrule's name of the operation (its primitive): ``'mul'``, ``'linear'``..."""
+        return self.prim.name
+
+    def name(self) -> str:
+        """PyTorch's name of the node: ``'MulBackward0'``, ``'LinearBackward0'``..."""
+        return backward_name(self.prim.name)
+
+    @property
+    def next_functions(self) -> tuple[tuple[Node | AccumulateGrad | None, int], ...]:
+        """One ``(node, 0)`` per input of the operation, in order: the input's ``grad_fn``,
+        an ``AccumulateGrad`` for a leaf that requires grad, None for a constant. Empty
+        once a backward pass without ``retain_graph`` has freed the node."""
+        if self.saved is None:
+            return ()
+        edges = dict(zip(self.parents, self._prev, strict=True))
+        out: list[tuple[Node | AccumulateGrad | None, int]] = []
+        for i in range(len(self.saved)):
+            edge = edges.get(i)
+            out.append((edge if edge is None or type(edge) is Node else AccumulateGrad(edge), 0))
+        return tuple(out)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the tensor this node made."""
+        return tuple(self.ans.shape)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from chainrule.tensor import anomaly, grad_mode
+from chainrule.tensor.node import Node, NotSaved
 
 if TYPE_CHECKING:
     from chainrule.tensor.tensor import Tensor
@@ -104,7 +105,7 @@ class Primitive:
         tensor_type = _Tensor
         raw: list[Any] | None = None  # args with each Tensor replaced by its array
         parents: list[int] = []  # positions of the inputs that require a gradient
-        prev: list[Tensor] = []  # and those inputs
+        prev: list[Any] = []  # and their edges: each one's node, or the leaf itself
         stamp = _clock[0]
         i = -1
         for a in args:
@@ -115,7 +116,8 @@ class Primitive:
                 raw[i] = a._data
                 if a._requires_grad:
                     parents.append(i)
-                    prev.append(a)
+                    edge = a._node
+                    prev.append(a if edge is None else edge)
                 if a._fp is not None:
                     # Its array was handed out (.data, .numpy(), from_numpy): sample it as
                     # saved, so that backward can tell if it was written through it since.
@@ -145,17 +147,38 @@ class Primitive:
             _check_forward(self, out, raw)
         if prev and _grad_enabled() and self.differentiable and out.dtype.kind == "f":
             t._requires_grad = True
-            t._prev = tuple(prev)
-            ctx = t._ctx = _new(Context)
-            ctx.prim = self
-            ctx.args = args
-            ctx.raw = raw
+            node = t._node = _new(Node)
+            node._prev = prev
+            node.prim = self
+            node.parents = parents
             # (An empty kwargs dict is not kept: a shared one lets it go back to the free list.)
-            ctx.kwargs = kwargs or _NO_KWARGS
-            ctx.parents = parents
-            ctx.stamp = stamp
-            ctx.residual = residual
-            ctx.where = traceback.format_stack()[:-1] if checking else None
+            node.kwargs = kwargs or _NO_KWARGS
+            node.stamp = stamp
+            node._hooks = node.retained = None
+            keep = self.retain_inputs
+            if keep is None:  # the rules may read every input (the default)
+                node.args = args
+            else:  # keep only the declared inputs; the others as shape and dtype
+                kept = list(args)
+                i = -1
+                for a in args:
+                    i += 1
+                    if i not in keep and isinstance(a, tensor_type):
+                        data = raw[i]
+                        p = raw[i] = kept[i] = _new(NotSaved)
+                        p.shape, p.dtype, p.prim, p.role = data.shape, data.dtype, self, i
+                node.args = kept
+            node.saved = raw
+            if self.retain_output:
+                node.ans = out
+                node.out_version = t._version
+            else:
+                p = node.ans = _new(NotSaved)
+                p.shape, p.dtype, p.prim, p.role = out.shape, out.dtype, self, -1
+            if self.residual:
+                node.residual = residual
+            if checking:
+                node.where = traceback.format_stack()[:-1]
         return t
 
     def input_grads(
@@ -300,47 +323,10 @@ def _declare(prim: Primitive, retain_inputs: Sequence[int] | None, retain_output
     prim.retain_output = bool(retain_output)
 
 
-class Context:
-    """What an operation saved for its backward pass."""
-
-    __slots__ = (
-        "args",
-        "kwargs",
-        "parents",
-        "prim",
-        "raw",
-        "residual",
-        "stamp",
-        "where",
-    )
-
-    # Filled by Primitive.__call__ (the one place a Context is made, without an __init__
-    # call: a hot path).
-    prim: Primitive
-    args: tuple[Any, ...]
-    raw: list[Any] | None  # args with each Tensor replaced by its array; None once released
-    kwargs: dict[str, Any]
-    parents: Sequence[int]  # positions of the inputs that require a gradient
-    # The modification clock when saved (see mark_modified), bit-inverted (negative) when a
-    # saved array had been handed out, so that its sample is always compared.
-    stamp: int
-    residual: Any  # what a primitive_with_residual kept for its rules
-    where: list[str] | None  # creation stack, under detect_anomaly()
-
-    @property
-    def released(self) -> bool:
-        return self.raw is None
-
-    def release(self) -> None:
-        """Drop the saved inputs (backward without retain_graph): their memory can go."""
-        self.raw = None
-        self.args = ()
-        self.residual = None
-
-
 # How many in-place changes (and array hand-outs) there have been, in any tensor. A graph
-# node saved at clock value c needs no check of its inputs while the clock still reads c:
-# the common case (forward, then backward) pays one comparison per node, not a loop.
+# node (chainrule.tensor.node.Node) saved at clock value c needs no check of its inputs
+# while the clock still reads c: the common case (forward, then backward) pays one
+# comparison per node, not a loop.
 #
 # The clock is process-wide (a tensor can be shared by threads) and safe under concurrent
 # use: writers take a lock, so no increment is lost, and publish the new value only after
@@ -371,6 +357,9 @@ def mark_modified(*tensors: Tensor) -> None:
 def mark_handed_out(t: Tensor) -> None:
     """``t``'s array is now held outside the engine and may be written through it."""
     t._fp = fingerprint(t._data)
+    node = t._node
+    if node is not None and node.ans is t._data:  # its node keeps it: sample it there too
+        node.out_fp = t._fp
     with _clock_lock:
         _clock[0] += 1
 
