@@ -21,7 +21,7 @@ import numpy as np
 
 from chainrule.graph import toposort
 from chainrule.tensor import anomaly, grad_mode
-from chainrule.tensor.node import Node, NotSaved
+from chainrule.tensor.node import Node
 from chainrule.tensor.ops.shape import _sum_to, sum_to
 from chainrule.tensor.primitive import _clock, fingerprint
 from chainrule.tensor.tensor import RemovableHandle, Tensor
@@ -38,7 +38,7 @@ def _describe_edge(edge: Node | Tensor) -> str:
         t = edge.retained() if edge.retained is not None else None
         if t is not None:
             return describe(t)
-        return f"the output of '{edge.prim.name}', of shape {edge.shape} ({edge.ans.dtype})"
+        return f"the output of '{edge.prim.name}', of shape {edge.shape} ({edge.dtype})"
     assert isinstance(edge, Tensor)
     return describe(edge)
 
@@ -56,11 +56,11 @@ def _check_saved(node: Node) -> None:
         if a._version[1] > saved_at or raw_write:
             _modified(node, describe(a), a._version[0], raw_write)
     version = getattr(node, "out_version", None)  # set when the output is retained
-    if version is not None:
+    if version is not None and node.ans is not None:
         fp = getattr(node, "out_fp", None)
         raw_write = fp is not None and fingerprint(node.ans) != fp
         if version[1] > saved_at or raw_write:
-            what = f"output (of shape {node.shape}, {node.ans.dtype})"
+            what = f"output (of shape {node.shape}, {node.dtype})"
             _modified(node, what, version[0], raw_write)
 
 
@@ -230,12 +230,13 @@ def _walk(
             if create_graph:  # the rules run on Tensors: the backward pass is recorded
                 gis = prim.dispatch(needed, _as_tensor(g), _output(node), *node.args, **kwargs)
             else:  # on the arrays the forward pass saw
-                gis = prim.dispatch(needed, g, node.ans, *saved, **kwargs)
+                ans = node.ans
+                gis = prim.dispatch(needed, g, node if ans is None else ans, *saved, **kwargs)
             k = -1
             for parent in edges:
                 k += 1
                 gi = gis[k]
-                target = parent.ans if type(parent) is Node else parent._data
+                target = parent if type(parent) is Node else parent._data  # (shape, dtype)
                 # (Tested here, not only in _fit: most gradients already fit; saves a call.)
                 if gi.shape != target.shape or gi.dtype is not target.dtype:
                     gi = _fit(gi, target, create_graph)
@@ -263,10 +264,10 @@ def _walk(
 def _output(node: Node) -> Any:
     """The output as the rules get it in a recorded pass: a Tensor on the saved array whose
     node is this one (so that a rule reading it, exp's ``g * ans``, is differentiable
-    through it), or the NotSaved when the output was not kept."""
+    through it), or the node itself when the output was not kept (it stands for it)."""
     ans = node.ans
-    if type(ans) is NotSaved:
-        return ans
+    if ans is None:
+        return node
     t = Tensor._wrap(ans)
     t._requires_grad = True
     t._node = node
@@ -274,7 +275,7 @@ def _output(node: Node) -> Any:
     return t
 
 
-def _fit(gi: Any, target: np.ndarray, create_graph: bool) -> Any:
+def _fit(gi: Any, target: Any, create_graph: bool) -> Any:
     """Fit a rule's gradient to its input, for every rule, here: sum a broadcast gradient
     back to the input's shape and cast it to the input's dtype."""
     if gi.shape != target.shape:

@@ -24,11 +24,13 @@ if TYPE_CHECKING:
     from chainrule.tensor.primitive import Primitive
 
 
-class NotSaved:
-    """Stands in for an array that a primitive declared its rules do not read.
+class Unsaved:
+    """What ``NotSaved`` and ``Node`` share: a value's shape and dtype, and an error naming
+    the op for every use of the value itself (operators, NumPy functions, the usual array
+    attributes). ``role`` is the input's position, or -1 for the output.
 
-    Made without ``__init__`` on the hot path (``Primitive.__call__``); ``role`` is the
-    input's position, or -1 for the output.
+    It defines no ``__getattr__``: that would keep Python from specialising the attribute
+    reads of every ``Node`` in the backward pass (a hot path). ``NotSaved`` adds one.
     """
 
     __slots__ = ("dtype", "prim", "role", "shape")
@@ -37,12 +39,6 @@ class NotSaved:
     dtype: np.dtype[Any]
     prim: Primitive
     role: int
-
-    @staticmethod
-    def make(shape: tuple[int, ...], dtype: np.dtype[Any], prim: Primitive, role: int) -> NotSaved:
-        p = _new(NotSaved)
-        p.shape, p.dtype, p.prim, p.role = shape, dtype, prim, role
-        return p
 
     @property
     def ndim(self) -> int:
@@ -69,29 +65,28 @@ class NotSaved:
             "(defvjp, defvjp_argnum or defvjp_argnums)."
         )
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # protocols (copy, NumPy's __array_interface__) fall back
-            raise AttributeError(name)
-        self._misuse(f".{name}")
-
     def __array_ufunc__(self, ufunc: Any, method: str, *args: Any, **kwargs: Any) -> NoReturn:
         self._misuse(f"np.{ufunc.__name__}")  # also ndarray * this: NumPy asks us first
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> NoReturn:
         self._misuse("conversion to an array")
 
-    def __repr__(self) -> str:
-        return f"NotSaved({self.prim.name}, shape={self.shape}, dtype={self.dtype})"
-
     __hash__ = object.__hash__
 
 
 def _raiser(name: str) -> Any:
-    def misuse(self: NotSaved, *args: Any, **kwargs: Any) -> NoReturn:
+    def misuse(self: Unsaved, *args: Any, **kwargs: Any) -> NoReturn:
         self._misuse(name)
 
     misuse.__name__ = name
     return misuse
+
+
+def _attribute(name: str) -> Any:
+    def misuse(self: Unsaved) -> NoReturn:
+        self._misuse(f".{name}")
+
+    return property(misuse)
 
 
 # Every operator an array has: a rule that computes with an unsaved value fails loudly.
@@ -99,27 +94,62 @@ _BINARY = ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "
 _OTHER = ("neg", "pos", "abs", "invert", "eq", "ne", "lt", "le", "gt", "ge", "bool", "float")
 _MORE = ("int", "index", "getitem", "setitem", "iter", "contains", "lshift", "rshift")
 for _op in (*_BINARY, *(f"r{op}" for op in _BINARY), *_OTHER, *_MORE):
-    setattr(NotSaved, f"__{_op}__", _raiser(f"__{_op}__"))
+    setattr(Unsaved, f"__{_op}__", _raiser(f"__{_op}__"))
+# The array attributes rules use (Tensor's and ndarray's), and Tensor's own array.
+_ATTRIBUTES = ("T", "mT", "_data", "data", "reshape", "sum", "mean", "max", "min", "astype")
+_MORE_ATTRIBUTES = ("transpose", "ravel", "flatten", "copy", "item", "tolist", "real", "size")
+for _op in (*_ATTRIBUTES, *_MORE_ATTRIBUTES):
+    setattr(Unsaved, _op, _attribute(_op))
 del _op
+
+
+class NotSaved(Unsaved):
+    """Stands in for an input tensor that a primitive declared its rules do not read.
+
+    Made without ``__init__`` on the hot path (``Primitive.__call__``).
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    def make(shape: tuple[int, ...], dtype: np.dtype[Any], prim: Primitive, role: int) -> NotSaved:
+        p = _new(NotSaved)
+        p.shape, p.dtype, p.prim, p.role = shape, dtype, prim, role
+        return p
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # protocols (copy, NumPy's __array_interface__) fall back
+            raise AttributeError(name)
+        self._misuse(f".{name}")
+
+    def __repr__(self) -> str:
+        return f"NotSaved({self.prim.name}, shape={self.shape}, dtype={self.dtype})"
+
 
 _new = object.__new__
 
 
-class Node:
+class Node(Unsaved):
     """The backward node of one recorded operation: PyTorch's ``grad_fn``, apart from the
     tensor it made.
 
     It owns what the backward pass needs and nothing else: the edges to its parents' nodes
     (``_prev``: a parent's ``Node``, or the leaf tensor itself, which is where its gradient
-    accumulates), the inputs and output its rule declared it reads (``saved``), the
-    output's shape and dtype (``ans``, a ``NotSaved`` unless the output is retained), and
-    the hooks and ``retain_grad`` of the tensor it made. The tensor holds only its node, so
-    a tensor no rule reads (a linear layer's f_k, before its ReLU) is freed as soon as the
-    user drops it.
+    accumulates), the inputs and output its rule declared it reads (``saved``, ``ans``),
+    the output's ``shape`` and ``dtype``, and the hooks and ``retain_grad`` of the tensor it
+    made. The tensor holds only its node, so a tensor no rule reads (a linear layer's f_k,
+    before its ReLU) is freed as soon as the user drops it.
+
+    A node also stands for its output, as a ``NotSaved`` would: when the output is not
+    retained, the rules get the node as ``ans`` (its shape and dtype, and an error naming
+    the op for any use of the value), which saves a placeholder per operation. It compares
+    by identity and is true, as a grad_fn.
 
     Made without ``__init__`` by ``Primitive.__call__`` (a hot path). ``residual``,
     ``where`` and ``out_version`` are set only when there is something to keep.
     """
+
+    role = -1  # it stands for the output
 
     __slots__ = (
         "_hooks",
@@ -146,7 +176,7 @@ class Node:
     saved: list[Any] | None
     # The same with the retained input Tensors themselves (create_graph; in-place checks).
     args: Sequence[Any]
-    ans: Any  # the output's array when retained, else a NotSaved
+    ans: np.ndarray | None  # the output's array when retained (else the node stands for it)
     kwargs: dict[str, Any]
     parents: Sequence[int]  # positions of the inputs that require a gradient
     # The modification clock when saved (see primitive.mark_modified), bit-inverted when a
@@ -170,9 +200,18 @@ class Node:
         self._prev = ()
         if self.prim.residual:
             self.residual = None
-        ans = self.ans
-        if type(ans) is not NotSaved:  # keep the shape: a retained child still fits to it
-            self.ans = NotSaved.make(ans.shape, ans.dtype, self.prim, -1)
+        self.ans = None  # (shape and dtype stay: a retained child still fits to them)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        return True
 
     # -- PyTorch's grad_fn surface --------------------------------------------------------
 
@@ -202,11 +241,6 @@ class Node:
     @property
     def metadata(self) -> dict[str, Any]:
         return {}
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The shape of the tensor this node made."""
-        return tuple(self.ans.shape)
 
     def __repr__(self) -> str:
         return f"<{self.name()}>"

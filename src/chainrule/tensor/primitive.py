@@ -169,12 +169,13 @@ class Primitive:
                         p.shape, p.dtype, p.prim, p.role = data.shape, data.dtype, self, i
                 node.args = kept
             node.saved = raw
+            node.shape = out.shape
+            node.dtype = out.dtype
             if self.retain_output:
                 node.ans = out
                 node.out_version = t._version
             else:
-                p = node.ans = _new(NotSaved)
-                p.shape, p.dtype, p.prim, p.role = out.shape, out.dtype, self, -1
+                node.ans = None  # the node itself stands for it (Node is a NotSaved)
             if self.residual:
                 node.residual = residual
             if checking:
