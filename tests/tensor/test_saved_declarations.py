@@ -243,3 +243,43 @@ def test_user_primitives_keep_everything_by_default() -> None:
     assert mine.retain_inputs is None and mine.retain_output is True
     with pytest.raises(ValueError, match="retain_inputs must hold input positions"):
         defvjp(mine, lambda g, ans, x: g, retain_inputs=(-1,))
+
+
+@pytest.mark.parametrize("create_graph", [False, True], ids=["arrays", "create_graph"])
+@pytest.mark.parametrize(
+    ("prim", "args", "kwargs"), CASES, ids=[f"{p.name}-{i}" for i, (p, _, _) in enumerate(CASES)]
+)
+def test_the_engine_hands_the_rules_only_what_is_declared_and_gets_the_same_gradients(
+    prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any], create_graph: bool
+) -> None:
+    """Through backward(): the engine's own placeholders (NotSaved inputs, the node as the
+    output), against the rules run on every value and fitted to the inputs' shapes."""
+    rules = prim.rules
+    needed = [
+        i
+        for i, a in enumerate(args)
+        if isinstance(a, np.ndarray)
+        and a.dtype.kind == "f"
+        and (not rules or (i < len(rules) and rules[i] is not None))
+    ]
+    tensors = [
+        Tensor(a, requires_grad=i in needed) if isinstance(a, np.ndarray) else a
+        for i, a in enumerate(args)
+    ]
+    out = prim(*tensors, **kwargs)
+    node = out.grad_fn
+    assert node is not None
+    kept = {i for i, a in enumerate(node.args) if isinstance(a, Tensor)}
+    declared = prim.retain_inputs
+    tensor_positions = {i for i, a in enumerate(tensors) if isinstance(a, Tensor)}
+    assert kept == (tensor_positions if declared is None else tensor_positions & set(declared))
+    assert (node.ans is not None) == prim.retain_output
+    g = np.random.default_rng(1).standard_normal(out.shape)
+    out.backward(Tensor(g) if create_graph else g, create_graph=create_graph)
+    expected = _grads(prim, list(args), kwargs, strip=False)
+    rtol = 1e-12 if out.dtype == np.float64 else 1e-6  # (astype's float32 output)
+    for i, e in zip(needed, expected, strict=True):
+        t = tensors[i]
+        assert t.grad is not None
+        want = shape._sum_to(e, t.shape).astype(t.dtype)
+        np.testing.assert_allclose(t.grad.numpy(), want, rtol=rtol, atol=1e-14)
