@@ -62,9 +62,10 @@ def test_default_tables_show_every_layer_the_cost_and_the_verdict(
     forward, backward = matmul_flops([1, 6, 6, 6, 6, 6, 1], 1)
     assert (forward, backward) == (312, 612)
     assert f"{backward:,} / {forward:,} = {backward / forward:.3f}" in out
-    # 11 arrays f_0..f_5, h_1..h_5: 5·6 + 1 + 5·6 float64 = 488 bytes; the loss adds 3·8.
-    assert "488" in out and "512" in out
-    assert "f_K − y" in out and "(f_K − y)²" in out
+    # The lecture's 11 arrays f_0..f_5, h_1..h_5: 5·6 + 1 + 5·6 float64 = 488 bytes; the
+    # engine keeps h_1..h_5 (240 bytes) and the loss's f_K − y (8): 248.
+    assert "488" in out and "248" in out and "240" in out
+    assert "f_K − y" in out
     assert out.rstrip().splitlines()[-1].startswith("backprop checks out")
 
 
@@ -95,9 +96,17 @@ def test_json_carries_the_documented_keys_and_independent_numbers(
     mem = data["memory"]
     assert set(mem) == MEMORY_KEYS
     predicted = 8 * 5 * (3 * 4 + 3 + 3 * 4)
-    assert mem["predicted_bytes"] == mem["activation_bytes"] == predicted
-    assert mem["extras"] == [{"op": "cross_entropy", "role": "output", "shape": [], "nbytes": 8}]
-    assert mem["engine_saved_bytes"] == predicted + 8 == predicted + mem["extra_bytes"]
+    assert mem["predicted_bytes"] == predicted
+    assert mem["activation_bytes"] == 8 * 5 * (3 * 4 + 3)  # h_1..h_3 and the logits f_3
+    assert mem["extras"] == [  # the softmax (classes × batch) and the target positions
+        {"op": "cross_entropy", "role": "residual", "shape": [3, 5], "nbytes": 120},
+        {"op": "cross_entropy", "role": "residual", "shape": [5], "nbytes": 40},
+    ]
+    assert (
+        mem["engine_saved_bytes"]
+        == mem["activation_bytes"] + 160
+        == (mem["activation_bytes"] + mem["extra_bytes"])
+    )
     assert mem["input_bytes"] == 2 * 5 * 8
     assert data["loss"]["formulas"] == pytest.approx(data["loss"]["engine"], rel=1e-12)
     assert data["verdict"].startswith("backprop checks out")

@@ -36,13 +36,20 @@ def test_profile_shapes_of_the_curves() -> None:
     phases = [e.phase for e in plain.events]
     assert phases == ["forward"] * 13 + ["backward"] * 13 + ["end"]
     assert plain.extra_forward_flops == 0
-    # The peak is at the loss and about the lecture's prediction (plus small temporaries).
+    # The peak is at the loss: the h_k (no rule reads the f_k, ReLU's reads its mask from
+    # h_k), about half the lecture's prediction, plus small temporaries.
     top = max(range(len(plain.events)), key=lambda i: plain.events[i].bytes)
     assert 12 <= top <= 15  # the last forward op or the first backward ones
-    assert profile.predicted_bytes <= plain.peak_bytes <= profile.predicted_bytes + 4 * act
+    assert layers * act <= plain.peak_bytes <= layers * act + 4 * act < profile.predicted_bytes
     for name in ("sqrt", "every layer", "planner", "log"):
         r = runs[name]
-        assert r.peak_bytes < plain.peak_bytes, name
+        if name in ("sqrt", "planner"):
+            assert r.peak_bytes < plain.peak_bytes, name
+        else:
+            # Every layer keeps each block's output h_k as a boundary: what the plain run
+            # keeps already (no rule reads f_k), so it saves nothing, it only recomputes;
+            # the log mode's O(log n) boundaries save nothing at 6 layers either.
+            assert r.peak_bytes <= plain.peak_bytes + 4 * act, name
         assert "recompute" in {e.phase for e in r.events}
         assert r.extra_forward_flops > 0
     # Every layer: each Linear and ReLU but the last segment's (the final Linear) again.

@@ -220,22 +220,28 @@ def test_flop_ratio_tends_to_two_as_the_first_layer_gets_relatively_cheaper() ->
 
 
 @pytest.mark.parametrize(
-    ("loss", "outputs", "extra_elements"),
-    [("least-squares", 3, lambda n: 2 * 3 * n + 1), ("cross-entropy", 3, lambda n: 1)],
+    ("loss", "outputs", "f_kept", "extra_elements"),
+    # least squares keeps f_K - y (read by its square), no f_k; a cross-entropy reads its
+    # logits f_K and keeps its softmax (3 per row) and the target positions (int64: 1)
+    [("least-squares", 3, 0, lambda n: 3 * n), ("cross-entropy", 3, 1, lambda n: 3 * n + n)],
 )
-def test_engine_keeps_the_lectures_activations_plus_the_documented_loss_arrays(
-    loss: str, outputs: int, extra_elements: object
+def test_engine_keeps_the_h_k_and_the_f_k_a_rule_reads_plus_the_loss_arrays(
+    loss: str, outputs: int, f_kept: int, extra_elements: object
 ) -> None:
     d_in, d, n_layers, n = 2, 5, 4, 6
     p = make_problem(n_layers, d, d_in, outputs, n, seed=2, loss=loss)
     m = measure_memory(p)
     predicted = 8 * n * ((n_layers * d + outputs) + n_layers * d)  # f_0..f_K, h_1..h_K
     assert m.predicted_bytes == predicted and m.predicted_arrays == 2 * n_layers + 1
-    assert m.activation_bytes == predicted and len(m.activations) == 2 * n_layers + 1
+    h_bytes = 8 * n * n_layers * d  # h_1..h_K: ReLU's rule reads its mask from them
+    assert sum(s.nbytes for s in m.kept_h) == h_bytes and len(m.kept_h) == n_layers
+    assert sum(s.nbytes for s in m.kept_f) == 8 * n * outputs * f_kept
+    assert len(m.kept_f) == f_kept
+    assert m.activation_bytes == h_bytes + 8 * n * outputs * f_kept < predicted
     extra = 8 * extra_elements(n)  # type: ignore[operator]
     assert m.extra_bytes == extra
-    assert m.engine_bytes == predicted + extra == saved_bytes(engine_graph(p).loss)
-    # leaves: x, y (least squares only) and every Ω_k, β_k
-    params = sum(w.nbytes + b.nbytes for w, b in zip(p.net.weights, p.net.biases, strict=True))
-    targets = p.y.nbytes if loss == "least-squares" else 0
-    assert sum(s.nbytes for s in m.leaves) == params + p.x.nbytes + targets
+    engine = m.activation_bytes + extra
+    assert m.engine_bytes == engine == saved_bytes(engine_graph(p).loss)
+    # leaves: x and every Ω_k (read by linear's rules); no rule reads β_k or y (only shapes)
+    weights = sum(w.nbytes for w in p.net.weights)
+    assert sum(s.nbytes for s in m.leaves) == weights + p.x.nbytes

@@ -116,10 +116,11 @@ def equiv(rank: int, k: int) -> None:
         if m == 8:
             peaks[sched_cls.__name__ + extra] = stage.peak_activation_bytes
     assert peaks["Schedule1F1B"] < peaks["ScheduleGPipe"], peaks
-    # Recomputation frees what a stage computes between its input and output: nothing on a
-    # stage of one layer, something on a stage of several.
+    # Recomputation frees what a stage keeps between its input and output: nothing on a
+    # stage of one layer or of a Linear and its Tanh (Tanh's rule reads its output, which
+    # the stage holds anyway, and no rule reads the Linear's), something on longer stages.
     assert peaks["ScheduleGPipe recompute"] <= peaks["ScheduleGPipe"], peaks
-    if len(split_sequential(make_model(7), k)[rank]) > 1:
+    if len(split_sequential(make_model(7), k)[rank]) > 2:
         assert peaks["ScheduleGPipe recompute"] < peaks["ScheduleGPipe"], peaks
     print(f"rank {rank}: peak activation bytes at M=8: {peaks}", flush=True)
     print(f"rank {rank}: EQUIV OK", flush=True)

@@ -35,8 +35,10 @@ def test_gpipe_run_draws_the_timeline_and_reports_bubble_and_memory(tmp_path: Pa
     rows = [line.split() for line in out.splitlines() if line.strip()[:1] in ("0", "1")]
     assert [r[:2] for r in rows] == [["0", "0-3"], ["1", "4-7"]]
     # GPipe holds all 4 micro-batches: stage 0 keeps, per micro-batch of 16 rows, the
-    # input, each Linear's output and each Tanh's output (4 Linears, 3 Tanh after the first).
-    assert float(rows[0][3]) == 4 * (1 + 4 + 3) * 16 * 32 * 4 / 1024
+    # input, each Tanh's output (3, after the first 3 of its 4 Linears: tanh's rule and the
+    # next Linear's read it) and its output (held for backward). No rule reads a Linear's
+    # output before a Tanh, so those are not kept.
+    assert float(rows[0][3]) == 4 * (1 + 3 + 1) * 16 * 32 * 4 / 1024
 
 
 def test_a_model_too_big_for_one_process_fails_cleanly_and_trains_on_two(tmp_path: Path) -> None:

@@ -139,14 +139,19 @@ def test_backward_frees_the_activations_its_graph_saved(
 ) -> None:
     w = Tensor(V, requires_grad=True)
     hs = [w.tanh()]
+    ts = [hs[0]._data]  # tanh's outputs: its rule reads them (1 - ans²), so they are kept
     for _ in range(10):
-        hs.append(hs[-1].tanh() * 0.5)
-    refs = [weakref.ref(h) for h in hs]
+        t = hs[-1].tanh()
+        ts.append(t._data)
+        hs.append(t * 0.5)  # mul keeps t (it reads it); tanh reads only its own output
+    kept = [weakref.ref(a) for a in ts]
+    unread = [weakref.ref(h._data) for h in hs[1:-1]]  # mul's outputs: no rule reads them
     out = hs[-1].sum()
-    del hs
-    assert all(r() is not None for r in refs)  # the graph holds them for backward
+    del hs, ts, t
+    assert all(r() is None for r in unread)  # freed as soon as the user dropped them
+    assert all(r() is not None for r in kept)  # the graph holds them for backward
     out.backward()
-    assert all(r() is None for r in refs)
+    assert all(r() is None for r in kept)
 
 
 # -- no_grad keeps no graph ------------------------------------------------------------------
@@ -169,11 +174,12 @@ def test_no_grad_keeps_no_intermediate_alive(no_gc: None) -> None:
 
 def test_with_grad_the_graph_keeps_intermediates_until_it_is_dropped(no_gc: None) -> None:
     w = Tensor(V, requires_grad=True)
-    out, refs = _intermediates(w)
+    out, (h1, h2, h3) = _intermediates(w)
     assert out.requires_grad
-    assert all(r() is not None for r in refs)
+    assert h1() is None  # w * 2: only tanh reads it, and tanh's rule reads only its output
+    assert h2() is not None and h3() is not None  # read by h2 @ h2 and h3 * 1.0
     del out
-    assert all(r() is None for r in refs)  # no reference cycle: freed without the collector
+    assert h2() is None and h3() is None  # no reference cycle: freed without the collector
 
 
 # -- a very deep graph -----------------------------------------------------------------------

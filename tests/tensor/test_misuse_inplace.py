@@ -122,9 +122,55 @@ def test_array_handed_out_before_forward_and_fetched_again_after_is_caught() -> 
 
 def test_parameter_update_through_data_before_backward_is_caught() -> None:
     w = Tensor(V, requires_grad=True, name="w")
-    loss = w.tanh().sum()
+    loss = w.sin().sum()  # sin's rule reads its input: cos(w)
     w.data -= 0.01  # an optimiser step written by hand, too early
-    with pytest.raises(RuntimeError, match=_saved_error("tensor 'w'", "tanh")):
+    with pytest.raises(RuntimeError, match=_saved_error("tensor 'w'", "sin")):
+        loss.backward()
+
+
+def test_a_change_of_an_input_that_no_rule_reads_is_harmless_as_in_pytorch() -> None:
+    w = Tensor(V, requires_grad=True, name="w")
+    loss = w.tanh().sum()  # tanh's rule reads its output only (1 - ans²): w is not kept
+    w.data -= 0.01
+    loss.backward()
+    tw = torch.tensor(V, requires_grad=True)
+    tloss = tw.tanh().sum()
+    tw.data -= 0.01
+    tloss.backward()
+    assert w.grad is not None and tw.grad is not None
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(w.grad.numpy(), 1 - np.tanh(V) ** 2, rtol=1e-12)
+
+
+def test_an_inplace_change_of_a_saved_output_is_caught_as_in_pytorch() -> None:
+    w = Tensor(V, requires_grad=True)
+    h = w.relu()  # relu's rule reads its output: the mask ans > 0
+    loss = h.sum()
+    with no_grad():
+        h += 1.0
+    with pytest.raises(RuntimeError, match=_saved_error("output", "relu")):
+        loss.backward()
+    assert w.grad is None
+    tw = torch.tensor(V, requires_grad=True)
+    th = tw.relu()
+    tloss = th.sum()
+    with torch.no_grad():
+        th += 1.0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        tloss.backward()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda h: h.numpy().__setitem__(0, 9.0), lambda h: h.detach().zero_()],
+    ids=["numpy()[0]=", "detach-zero_"],
+)
+def test_a_write_to_a_saved_output_is_caught(change: Callable[[Tensor], Any]) -> None:
+    w = Tensor(V, requires_grad=True)
+    h = w.exp()  # exp's rule reads its output: g * ans
+    loss = h.sum()
+    change(h)
+    with pytest.raises(RuntimeError, match=_saved_error("output", "exp")):
         loss.backward()
 
 

@@ -121,7 +121,8 @@ class Function:
         prim = cls.__dict__.get("_primitive")
         if prim is None:
             prim = Primitive(_forward, cls.__name__ + "Backward")
-            defvjp_argnums(prim, _backward)
+            # The user's backward may read any input (ctx.saved_tensors): all are kept.
+            defvjp_argnums(prim, _backward, retain_output=False)
             cls._primitive = prim
         recording = grad_mode.is_grad_enabled()
         needs = tuple(recording and isinstance(a, Tensor) and a.requires_grad for a in args)

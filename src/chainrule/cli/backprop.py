@@ -49,6 +49,7 @@ from chainrule.lecture.backprop_cost import (
     count_flops,
     measure_memory,
 )
+from chainrule.tensor.inspect import SavedTensor
 
 SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 #: Both comparisons must hold to this, relative to the largest gradient entry.
@@ -174,8 +175,9 @@ class Report:
             f"{head}: formulas = engine to {c.max_engine_rel:.1e} and = finite differences "
             f"to {c.max_fd_rel:.1e} (relative{kink_text}); backward/forward matrix-product "
             f"FLOPs = {f.matmul_ratio:.3f} (2 less the skipped ∂ℓ/∂x); the engine keeps "
-            f"{m.engine_bytes:,} B for backward = the lecture's {m.predicted_bytes:,} B of "
-            f"activations + {m.extra_bytes:,} B of loss intermediates"
+            f"{m.engine_bytes:,} B for backward = {m.activation_bytes:,} B of the lecture's "
+            f"{m.predicted_bytes:,} B of activations (what its rules read) + "
+            f"{m.extra_bytes:,} B of loss intermediates"
         )
 
 
@@ -238,21 +240,33 @@ def to_json(args: argparse.Namespace, report: Report) -> dict[str, Any]:
     }
 
 
-#: What the loss's saved arrays are, by the engine operation that made them.
-LOSS_ARRAYS = {"sub": "f_K − y", "mul": "(f_K − y)²", "sum": "ℓ", "cross_entropy": "ℓ"}
+#: What the loss's saved arrays are, by the engine operation and role that saved them.
+LOSS_ARRAYS = {
+    ("mul", "input 0"): "f_K − y",
+    ("mul", "input 1"): "f_K − y",
+    ("cross_entropy", "residual"): "softmax(f_K) and the target positions",
+}
+
+
+def _loss_array(s: SavedTensor) -> str:
+    return LOSS_ARRAYS.get((s.op, s.role), "")
 
 
 def explain_memory(m: MemoryCount) -> str:
     """Why the engine's bytes differ from the lecture's prediction, from what it saved."""
-    same = "exactly" if m.activation_bytes == m.predicted_bytes else "NOT exactly"
     extras = ", ".join(
-        f"{LOSS_ARRAYS.get(s.op, s.op + ' ' + s.role)} ({s.nbytes:,} B)" for s in m.extras
+        f"{_loss_array(s) or s.op + ' ' + s.role} ({s.nbytes:,} B)" for s in m.extras
     )
+    f_bytes = sum(s.nbytes for s in m.kept_f)
+    h_bytes = sum(s.nbytes for s in m.kept_h)
     return (
-        f"The engine keeps {same} the lecture's f_k and h_k ({m.activation_bytes:,} B vs "
-        f"{m.predicted_bytes:,} B), each once (relu reads the f_k that linear made), plus "
-        f"the arrays the loss's own operations keep: {extras or 'none'}. x (h₀) and the "
-        "parameters belong to the caller and are not counted."
+        f"The engine keeps {m.activation_bytes:,} B of the lecture's {m.predicted_bytes:,} B "
+        f"of f_k and h_k: only what its rules read. Every h_k ({h_bytes:,} B; ReLU's rule "
+        "reads its mask 𝕀[f_k > 0] = 𝕀[h_k > 0] from h_k, the next layer's ∂ℓ/∂Ω rule reads "
+        f"it too: kept once), and of the f_k only those another rule reads ({f_bytes:,} B: "
+        "the logits a cross-entropy reads). Plus the arrays the loss's own operations keep: "
+        f"{extras or 'none'}. x (h₀) and the parameters belong to the caller and are not "
+        "counted."
     )
 
 
@@ -326,10 +340,12 @@ def _print_tables(args: argparse.Namespace, report: Report) -> None:
         "engine: saved_bytes(ℓ)", str(len(m.activations) + len(m.extras)), f"{m.engine_bytes:,}"
     )
     memory.add_row(
-        "  of which f_k (linear) and h_k (relu)", str(len(m.activations)), f"{m.activation_bytes:,}"
+        "  of which h_k (relu) and f_k a rule reads",
+        str(len(m.activations)),
+        f"{m.activation_bytes:,}",
     )
     for s in m.extras:
-        what = LOSS_ARRAYS.get(s.op, "")
+        what = _loss_array(s)
         memory.add_row(
             f"  of which {s.op} {s.role} {what} ({_shape(s.shape)})", "1", f"{s.nbytes:,}"
         )

@@ -54,7 +54,9 @@ def wrap(a: np.ndarray) -> Tensor:
 
 
 def has_hooks(t: Tensor) -> bool:
-    return bool(t._hooks) or t._retains_grad
+    """Hooks or retain_grad on the tensor (a leaf's are on it, a non-leaf's on its node)."""
+    node = t._node
+    return bool(t._hooks) or (node is not None and (bool(node._hooks) or node.retained is not None))
 
 
 def grad_enabled() -> bool:
@@ -104,9 +106,9 @@ def store_grad_lines(param: str, array: str) -> list[str]:
     return [
         f"if (_rc({g} := {param}.grad) == {_UNHELD} and not _wrc({g})"
         f" and {g}.__class__ is _Tensor"
-        f" and {g}._ctx is None and not {g}._prev"
+        f" and {g}._node is None"
         f" and {g}._hooks is None and {g}.grad is None"
-        f" and not ({g}._requires_grad or {g}._retains_grad or {g}.name)):",
+        f" and not ({g}._requires_grad or {g}.name)):",
         f"    {g}._data, {g}._version, {g}._fp = {array}, [0, 0], None  # as a fresh Tensor",
         "else:",
         f"    {param}.grad = _wrap({array})",
@@ -115,8 +117,8 @@ def store_grad_lines(param: str, array: str) -> list[str]:
 
 # Every slot of a Tensor: store_grad_lines tests or resets each one (a test checks the list).
 REUSE_COVERS = frozenset(
-    {"_data", "_version", "_fp", "_ctx", "_prev", "_hooks", "grad", "_requires_grad",
-     "_retains_grad", "name", "__weakref__"}
+    {"_data", "_version", "_fp", "_node", "_hooks", "grad", "_requires_grad", "name",
+     "__weakref__"}
 )  # fmt: skip
 
 

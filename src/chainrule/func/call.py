@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.tensor import grad_mode
-from chainrule.tensor.backward import run_backward
+from chainrule.tensor.backward import edge_of, run_backward
 from chainrule.tensor.primitive import defvjp, primitive
 from chainrule.tensor.tensor import Tensor
 
@@ -28,7 +28,7 @@ def _identity(x: np.ndarray) -> np.ndarray:
 
 # The link between an argument that carries a graph and the copy a transform differentiates.
 _input = primitive(_identity, "input", lambda xp, x: x)
-defvjp(_input, lambda g, ans, x: g)
+defvjp(_input, lambda g, ans, x: g, retain_inputs=(), retain_output=False)
 
 
 def check_argnums(op: str, argnums: Argnums) -> tuple[int, ...]:
@@ -187,15 +187,19 @@ class Call:
 
 def reaches_outside(root: Tensor, mine: set[Tensor]) -> bool:
     """True when ``root``'s graph reaches a tensor that requires grad and is not in ``mine``."""
-    stack, seen = [root], set()
+    if not root._requires_grad:
+        return False
+    own = {edge_of(t) for t in mine}
+    stack: list[Any] = [edge_of(root)]
+    seen: set[Any] = set()
     while stack:
-        t = stack.pop()
-        if t in seen or not t._requires_grad:
+        node = stack.pop()
+        if node in seen:
             continue
-        seen.add(t)
-        if not t._prev and t not in mine:
+        seen.add(node)
+        if not node._prev and node not in own:
             return True  # a leaf (or a freed node) of somebody else's graph
-        stack.extend(t._prev)
+        stack.extend(node._prev)
     return False
 
 

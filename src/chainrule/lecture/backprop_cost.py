@@ -18,9 +18,11 @@ two in the backward pass, ∂ℓ/∂f_k h_kᵀ and Ω_kᵀ ∂ℓ/∂f_k, except
 **Memory.** The lecture predicts that backprop must store every f_k and h_k of the batch
 (``predicted_bytes``: f_0..f_K and h_1..h_K; h_0 = x is the caller's data). The tensor
 engine's graph is asked what it really keeps (``chainrule.tensor.inspect.saved_tensors``,
-before ``backward`` frees it): the outputs of ``linear`` (the f_k) and ``relu`` (the h_k),
-plus what the loss's own operations keep. Leaves (x, y and the parameters) are held by
-the caller anyway and are listed apart.
+before ``backward`` frees it). It keeps only what its rules read: every h_k (ReLU's rule
+reads its mask 𝕀[f_k > 0] = 𝕀[h_k > 0] from its output, and the next layer's ∂ℓ/∂Ω rule
+reads h_k), but of the f_k only those another rule reads (the logits, for a
+cross-entropy), so about half the prediction, plus what the loss's own operations keep.
+Leaves (x, y and the parameters) are held by the caller anyway and are listed apart.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 
 from chainrule.lecture import matrix
 from chainrule.lecture.backprop import Problem, engine_graph, loss_and_gradient
-from chainrule.tensor.inspect import SavedTensor, saved_tensors
+from chainrule.tensor.inspect import SavedTensor, saved_by_id
 
 Array = np.ndarray
 
@@ -170,24 +172,32 @@ def count_flops(problem: Problem) -> FlopCount:
 class MemoryCount:
     """What the engine keeps for the backward pass next to the lecture's prediction.
 
-    ``saved`` lists every array the graph holds (leaves included); ``activations`` are the
-    outputs of ``linear`` (f_k) and ``relu`` (h_k); ``extras`` the other non-leaf arrays
-    (what the loss's operations keep); ``engine_bytes`` = ``saved_bytes(loss)``.
+    ``saved`` lists every array the graph holds (leaves included); ``activations`` those
+    that are the lecture's f_k or h_k (``is_activation``); ``extras`` the other non-leaf
+    arrays (what the loss's operations keep); ``engine_bytes`` = ``saved_bytes(loss)``.
     """
 
     predicted_bytes: int  # Σ nbytes of f_0..f_K and h_1..h_K as the formulas store them
     predicted_arrays: int
     input_bytes: int  # h_0 = x
     saved: list[SavedTensor]
+    is_activation: tuple[bool, ...]  # per entry of saved: an f_k or h_k
 
     @property
     def activations(self) -> list[SavedTensor]:
-        """The engine's saved f_k (``linear`` outputs) and h_k (``relu`` outputs)."""
-        return [
-            s
-            for s in self.saved
-            if not s.is_leaf and s.role == "output" and s.op in ("linear", "relu")
-        ]
+        """The f_k and h_k the engine keeps: every h_k, the f_k a rule reads."""
+        return [s for s, a in zip(self.saved, self.is_activation, strict=True) if a]
+
+    @property
+    def kept_h(self) -> list[SavedTensor]:
+        """The saved h_k (``relu`` outputs)."""
+        return [s for s in self.activations if s.op == "relu" and s.role == "output"]
+
+    @property
+    def kept_f(self) -> list[SavedTensor]:
+        """The saved f_k (``linear`` outputs that some rule reads)."""
+        h = {id(s) for s in self.kept_h}
+        return [s for s in self.activations if id(s) not in h]
 
     @property
     def extras(self) -> list[SavedTensor]:
@@ -221,9 +231,16 @@ def measure_memory(problem: Problem) -> MemoryCount:
     fp = matrix.forward(problem.net, problem.x)
     stored = [*fp.f, *fp.h[1:]]
     graph = engine_graph(problem)
+    saved = saved_by_id(graph.loss)
+    fs = {id(f._data) for f in graph.f}
+    flags = tuple(
+        not s.is_leaf and (key in fs or (s.op == "relu" and s.role == "output"))
+        for key, s in saved.items()
+    )
     return MemoryCount(
         sum(a.nbytes for a in stored),
         len(stored),
         int(problem.x.nbytes),
-        saved_tensors(graph.loss),
+        list(saved.values()),
+        flags,
     )

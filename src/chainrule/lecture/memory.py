@@ -2,8 +2,11 @@
 
 The lecture: the forward pass must store every intermediate quantity f_k and h_k for the
 backward pass, which uses them in reverse order. So the memory held rises through the
-forward pass, peaks at the loss near the sum of the f_k and h_k sizes (the prediction),
-and falls through the backward pass as each layer's quantities are used and freed.
+forward pass, peaks at the loss, and falls through the backward pass as each layer's
+quantities are used and freed. The prediction is the sum of the f_k and h_k sizes; the
+engine keeps only what its rules read (``retain_inputs``/``retain_output`` of each
+primitive): the h_k, which ReLU's rule reads its mask 𝕀[f_k > 0] = 𝕀[h_k > 0] from and the
+next layer's ∂ℓ/∂Ω rule reads, but not the f_k, so its peak is about half the prediction.
 Gradient checkpointing (``chainrule.utils.checkpoint``) keeps only some of them and
 recomputes the rest during backward. ``memory_profile`` runs one forward and backward
 pass of the lecture's deep ReLU network, f_k = β_k + Ω_k h_k, h_{k+1} = ReLU[f_k], with
@@ -142,7 +145,7 @@ def _runner(
 ) -> tuple[Callable[[Tensor], Any], str]:
     n = len(model)
     if name == "none":
-        return model, "nothing: every f_k, h_k kept"
+        return model, "nothing: every h_k kept (no rule reads the f_k)"
     if name == "sqrt":
         s = max(1, round(math.sqrt(n)))
         return (lambda x: checkpoint_sequential(model, s, x)), f"{s} segments of ~{n // s} layers"

@@ -115,8 +115,8 @@ _erfc_impl: Any = None
 
 erf = primitive(_erf_np, "erf", backend.erf)
 erfc = primitive(_erfc_np, "erfc", backend.erfc)
-defvjp(erf, lambda g, ans, x: g * (_TWO_OVER_SQRT_PI * ops.exp(-(x * x))))
-defvjp(erfc, lambda g, ans, x: g * (-_TWO_OVER_SQRT_PI * ops.exp(-(x * x))))
+defvjp(erf, lambda g, ans, x: g * (_TWO_OVER_SQRT_PI * ops.exp(-(x * x))), retain_output=False)
+defvjp(erfc, lambda g, ans, x: g * (-_TWO_OVER_SQRT_PI * ops.exp(-(x * x))), retain_output=False)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
@@ -136,6 +136,7 @@ defvjp(
     lambda g, ans, x: (
         g * (0.5 * erfc(x * -_INV_SQRT2) + x * ops.exp(-0.5 * (x * x)) * _INV_SQRT_2PI)
     ),
+    retain_output=False,
 )
 
 
@@ -235,6 +236,7 @@ defvjp(
     bce_with_logits,
     lambda g, ans, z, y: g * (ops.sigmoid(z) - y),  # ∂/∂z = σ(z) - y
     lambda g, ans, z, y: g * -z,  # ∂/∂y = -z
+    retain_output=False,
 )
 
 

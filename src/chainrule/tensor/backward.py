@@ -1,10 +1,12 @@
 """The backward pass of the tensor engine: the chain rule in reverse topological order.
 
-The walk is the one both engines share (``chainrule.graph.toposort``). Each node's
+The walk is the one both engines share (``chainrule.graph.toposort``), over the graph's
+nodes (``chainrule.tensor.node.Node``; a leaf tensor is its own node). Each node's
 gradient is popped from a dict when the node is visited, so it is freed as soon as it has
-been passed on, and each node is popped from the order list, so that activations nobody
-else holds are freed as the pass goes (the lecture's point: backprop is memory hungry
-because it must keep every intermediate quantity until the backward pass reaches it).
+been passed on, and each node is popped from the order list and releases what it saved,
+so that activations nobody else holds are freed as the pass goes (the lecture's point:
+backprop is memory hungry because it must keep every intermediate quantity until the
+backward pass reaches it).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import numpy as np
 
 from chainrule.graph import toposort
 from chainrule.tensor import anomaly, backend, grad_mode
+from chainrule.tensor.node import Node
 from chainrule.tensor.ops.shape import _sum_to, sum_to, sum_to_any
-from chainrule.tensor.primitive import Context, _clock, fingerprint
+from chainrule.tensor.primitive import _clock, fingerprint
 from chainrule.tensor.tensor import RemovableHandle, Tensor
 
 
@@ -30,48 +33,75 @@ def describe(t: Tensor) -> str:
     return f"tensor {name}of shape {t.shape} ({t.dtype})"
 
 
-def _check_saved(ctx: Context) -> None:
-    """Raise if an input saved for this node's backward was changed in place since.
+def _describe_edge(edge: Node | Tensor) -> str:
+    if type(edge) is Node:
+        t = edge.retained() if edge.retained is not None else None
+        if t is not None:
+            return describe(t)
+        return f"the output of '{edge.prim.name}', of shape {edge.shape} ({edge.dtype})"
+    assert isinstance(edge, Tensor)
+    return describe(edge)
+
+
+def _check_saved(node: Node) -> None:
+    """Raise if an input or output saved for this node's backward was changed in place since.
 
     Called only when the modification clock has moved since the node was saved.
     """
-    saved_at = ctx.stamp if ctx.stamp >= 0 else ~ctx.stamp
-    for a in ctx.args:
+    saved_at = node.stamp if node.stamp >= 0 else ~node.stamp
+    for a in node.args:
         if not isinstance(a, Tensor):
             continue
         raw_write = a._fp is not None and not backend.same_fingerprint(fingerprint(a._data), a._fp)
         if a._version[1] > saved_at or raw_write:
-            how = (
-                "written through .data or a NumPy view"
-                if raw_write
-                else f"it has had {a._version[0]} in-place change(s) in all"
-            )
-            raise RuntimeError(
-                f"backward: the {describe(a)} that '{ctx.prim.name}' saved for its backward "
-                f"pass was modified in place after the forward pass ({how}). Its gradient "
-                "would be wrong. Compute a new tensor instead (x = x * 2, not x *= 2), or "
-                "update parameters only after backward()."
-            )
+            _modified(node, describe(a), a._version[0], raw_write)
+    version = getattr(node, "out_version", None)  # set when the output is retained
+    if version is not None and node.ans is not None:
+        fp = getattr(node, "out_fp", None)
+        raw_write = fp is not None and not backend.same_fingerprint(fingerprint(node.ans), fp)
+        if version[1] > saved_at or raw_write:
+            what = f"output (of shape {node.shape}, {node.dtype})"
+            _modified(node, what, version[0], raw_write)
 
 
-def _check_grad(ctx: Context, argnum: int, gi: Any) -> None:
+def _modified(node: Node, what: str, changes: int, raw_write: bool) -> None:
+    how = (
+        "written through .data or a NumPy view"
+        if raw_write
+        else f"it has had {changes} in-place change(s) in all"
+    )
+    raise RuntimeError(
+        f"backward: the {what} that '{node.prim.name}' saved for its backward "
+        f"pass was modified in place after the forward pass ({how}). Its gradient "
+        "would be wrong. Compute a new tensor instead (x = x * 2, not x *= 2), or "
+        "update parameters only after backward()."
+    )
+
+
+def _check_grad(node: Node, argnum: int, gi: Any) -> None:
     data = gi._data if isinstance(gi, Tensor) else gi
     xp = backend.array_namespace(data)
     if backend.is_floating(data.dtype) and not bool(xp.all(xp.isfinite(data))):
         bad = "nan" if bool(xp.any(xp.isnan(data))) else "inf"
-        where = "".join(ctx.where[-3:]) if ctx.where else ""
+        stack = getattr(node, "where", None)
+        where = "".join(stack[-3:]) if stack else ""
         raise anomaly.AnomalyError(
-            f"detect_anomaly: backward of '{ctx.prim.name}' produced {bad} in the gradient of "
+            f"detect_anomaly: backward of '{node.prim.name}' produced {bad} in the gradient of "
             f"its input {argnum} (shape {data.shape}). The operation was created at:\n{where}"
         )
 
 
-def _freed(ctx: Context, node: Tensor) -> RuntimeError:
+def _freed(node: Node) -> RuntimeError:
     return RuntimeError(
-        f"backward: the graph through '{ctx.prim.name}' ({describe(node)}) was freed by an "
-        "earlier backward(). Pass retain_graph=True to the first backward() to "
+        f"backward: the graph through '{node.prim.name}' ({_describe_edge(node)}) was freed "
+        "by an earlier backward(). Pass retain_graph=True to the first backward() to "
         "backpropagate through it again, or recompute the forward pass."
     )
+
+
+def edge_of(t: Tensor) -> Node | Tensor:
+    """Where ``t`` is in the graph: its node, or the leaf itself."""
+    return t if t._node is None else t._node
 
 
 def run_backward(
@@ -89,17 +119,23 @@ def run_backward(
     pass that raises leaves every ``.grad`` as it was. With ``inputs``, nothing is
     accumulated and the gradients of those tensors are returned (None where unused).
     """
-    wanted = {t: i for i, t in enumerate(inputs)} if inputs is not None else None
+    wanted: dict[Any, list[int]] | None = None
+    if inputs is not None:
+        wanted = {}
+        for i, t in enumerate(inputs):
+            wanted.setdefault(edge_of(t), []).append(i)
     callbacks: list[Callable[[], None]] = []
     token = _callbacks.set(callbacks)
     try:
-        found = _walk(root, seed, retain_graph, create_graph, wanted)
+        found = _walk(edge_of(root), seed, retain_graph, create_graph, wanted)
     finally:
         _callbacks.reset(token)
     if wanted is not None:
-        results: list[Any] = [None] * len(wanted)
-        for t, g in found:
-            results[wanted[t]] = g
+        assert inputs is not None
+        results: list[Any] = [None] * len(inputs)
+        for edge, g in found:
+            for i in wanted[edge]:
+                results[i] = g
         return results
     if create_graph:
         _store_graph_grads(found)
@@ -111,31 +147,32 @@ def run_backward(
 
 
 def _walk(
-    root: Tensor,
+    root: Node | Tensor,
     seed: Any,
     retain_graph: bool,
     create_graph: bool,
-    wanted: dict[Tensor, int] | None,
-) -> list[tuple[Tensor, Any]]:
+    wanted: dict[Any, list[int]] | None,
+) -> list[tuple[Any, Any]]:
     """The backward pass: the one per-node core of the engine.
 
-    Visits the graph in reverse topological order; at each node it runs the hooks, keeps
-    the gradient if it is asked for (a leaf's or a retained one; with ``wanted``, those of
-    the requested inputs), checks that nothing saved was changed in place, asks the rule
-    (``Primitive.dispatch``) for the gradients of the inputs that need one, fits each
-    to its input (``_fit``), adds it to what that input has received, and releases what the
-    node saved. Returns the (tensor, gradient) pairs kept.
+    Visits the graph's nodes in reverse topological order (a leaf tensor is its own node,
+    where its gradient ends); at each it runs the hooks, keeps the gradient if it is asked
+    for (a leaf's or a retained one; with ``wanted``, those of the requested inputs),
+    checks that nothing saved was changed in place, asks the rule (``Primitive.dispatch``)
+    for the gradients of the inputs that need one, fits each to its input (``_fit``), adds
+    it to what that input's node has received, and releases what the node saved. Returns
+    the (tensor, gradient) pairs kept (with ``wanted``: (edge, gradient)).
 
     What the common case (``loss.backward()`` on arrays) does not need costs it one test
     each: requested inputs (``wanted``), a recorded backward pass (``create_graph``), the
     anomaly checks.
     """
-    order = toposort(root)
-    grads: dict[Tensor, Any] = {root: seed}
+    order: list[Any] = toposort(root)
+    grads: dict[Any, Any] = {root: seed}
     owned: set[int] = set()  # ids of sums this pass allocated: safe to add into in place
-    found: list[tuple[Tensor, Any]] = []
+    found: list[tuple[Any, Any]] = []
     anomaly_on = anomaly._enabled.get()
-    relevant: set[Tensor] | None = None
+    relevant: set[Any] | None = None
     if wanted is not None:
         # Only the part of the graph on a path from root to an input: nothing below the
         # inputs is computed, hooked or freed (as torch.autograd.grad).
@@ -160,46 +197,53 @@ def _walk(
                 owned.discard(id(g))
             if node._hooks:
                 g = _run_hooks(node, g, create_graph)
-            ctx = node._ctx
+            leaf = type(node) is not Node
             if wanted is not None:
                 if node in wanted:
                     found.append((node, g))
-            elif ctx is None or node._retains_grad:
+            elif leaf:
                 found.append((node, g))
-            if ctx is None:
+            elif node.retained is not None:
+                t = node.retained()
+                if t is not None:
+                    found.append((t, g))
+            if leaf:
                 continue
-            raw = ctx.raw
-            if raw is None:
-                raise _freed(ctx, node)
+            saved = node.saved
+            if saved is None:
+                raise _freed(node)
             # Read at each node, not once: a hook may change a tensor in place during the pass.
-            if ctx.stamp != _clock[0]:  # something was changed in place since: was it saved?
-                _check_saved(ctx)
-            prim, args = ctx.prim, ctx.args
+            if node.stamp != _clock[0]:  # something was changed in place since: was it saved?
+                _check_saved(node)
+            prim = node.prim
             if quiet is None and (prim.quiet or create_graph):
                 # (NumPy's warnings switch; other libraries do not warn)
                 quiet = np.errstate(divide="ignore", invalid="ignore")
                 quiet.__enter__()
-            needed = ctx.parents
+            needed = node.parents
+            edges = node._prev
             if relevant is not None:  # only inputs that lead to a requested one: no work
-                needed = [i for i in needed if args[i] in relevant]
-            kwargs = ctx.kwargs
+                pairs = [(i, e) for i, e in zip(needed, edges, strict=True) if e in relevant]
+                needed = [i for i, _ in pairs]
+                edges = [e for _, e in pairs]
+            kwargs = node.kwargs
             if prim.residual:  # the rules take what the forward pass kept for them
-                kwargs = {**kwargs, "residual": None if create_graph else ctx.residual}
+                kwargs = {**kwargs, "residual": None if create_graph else node.residual}
             if create_graph:  # the rules run on Tensors: the backward pass is recorded
-                gis = prim.dispatch(needed, _as_tensor(g), node, *args, **kwargs)
+                gis = prim.dispatch(needed, _as_tensor(g), _output(node), *node.args, **kwargs)
             else:  # on the arrays the forward pass saw
-                gis = prim.dispatch(needed, g, node._data, *raw, **kwargs)
+                ans = node.ans
+                gis = prim.dispatch(needed, g, node if ans is None else ans, *saved, **kwargs)
             k = -1
-            for i in needed:
+            for parent in edges:
                 k += 1
-                parent = args[i]
                 gi = gis[k]
-                target = parent._data
+                target = parent if type(parent) is Node else parent._data  # (shape, dtype)
                 # (Tested here, not only in _fit: most gradients already fit; saves a call.)
                 if gi.shape != target.shape or gi.dtype is not target.dtype:
                     gi = _fit(gi, target, create_graph)
                 if anomaly_on:
-                    _check_grad(ctx, i, gi)
+                    _check_grad(node, needed[k], gi)
                 prev = grads.get(parent)
                 if prev is None:
                     grads[parent] = gi
@@ -211,13 +255,26 @@ def _walk(
                         owned.add(id(total))
                     grads[parent] = total
             if not retain_graph:
-                ctx.release()  # what the forward pass saved: its memory can go now
-                node._prev = ()
+                node.release()  # what the forward pass saved: its memory can go now
     finally:
         if quiet is not None:
             quiet.__exit__(None, None, None)
         grad_mode._enabled.reset(mode)
     return found
+
+
+def _output(node: Node) -> Any:
+    """The output as the rules get it in a recorded pass: a Tensor on the saved array whose
+    node is this one (so that a rule reading it, exp's ``g * ans``, is differentiable
+    through it), or the node itself when the output was not kept (it stands for it)."""
+    ans = node.ans
+    if ans is None:
+        return node
+    t = Tensor._wrap(ans)
+    t._requires_grad = True
+    t._node = node
+    t._version = node.out_version
+    return t
 
 
 def _fit(gi: Any, target: Any, create_graph: bool) -> Any:
@@ -262,17 +319,18 @@ def queue_callback(fn: Callable[[], None]) -> None:
     callbacks.append(fn)
 
 
-def _run_hooks(node: Tensor, g: Any, create_graph: bool) -> Any:
+def _run_hooks(node: Node | Tensor, g: Any, create_graph: bool) -> Any:
     assert node._hooks is not None
+    shape = node.shape
     for hook in list(node._hooks.values()):
         as_tensor = g if isinstance(g, Tensor) else Tensor._wrap(g)
         new = hook(as_tensor)
         if new is not None:
-            new_data = new._data if isinstance(new, Tensor) else _hook_array(new, node)
-            if new_data.shape != node._data.shape:
+            new_data = new._data if isinstance(new, Tensor) else _hook_array(new, g)
+            if new_data.shape != shape:
                 raise ValueError(
-                    f"register_hook: a hook on {describe(node)} returned a gradient of shape "
-                    f"{new_data.shape}; it must keep the tensor's shape {node._data.shape}."
+                    f"register_hook: a hook on {_describe_edge(node)} returned a gradient of "
+                    f"shape {new_data.shape}; it must keep the tensor's shape {shape}."
                 )
             flags = getattr(new_data, "flags", None)  # (NumPy's; other libraries: writable)
             if flags is not None and not flags.writeable:
@@ -281,12 +339,13 @@ def _run_hooks(node: Tensor, g: Any, create_graph: bool) -> Any:
     return g
 
 
-def _hook_array(new: Any, node: Tensor) -> Any:
-    """A hook's returned array, in the node's array library."""
-    numpy = isinstance(node._data, np.ndarray)
+def _hook_array(new: Any, g: Any) -> Any:
+    """A hook's returned array, in the array library of the gradient it replaces."""
+    like = g._data if isinstance(g, Tensor) else g
+    numpy = isinstance(like, np.ndarray | np.generic)
     if numpy or backend.is_library_array(new):
         return np.asarray(new) if numpy else new
-    return backend.array_namespace(node._data).asarray(new)
+    return backend.array_namespace(like).asarray(new)
 
 
 def _own(g: Any) -> Any:
@@ -348,7 +407,7 @@ def register_grad_store(t: Tensor, store: Callable[[Tensor, np.ndarray], None]) 
     into ``t.grad`` (instead of ``t.grad = t.grad + g``). ``g`` may be shared with other
     tensors: read it, never keep or change it. A recorded pass (``create_graph``) still
     binds a new ``.grad``."""
-    if t._ctx is not None or not t._requires_grad:
+    if t._node is not None or not t._requires_grad:
         raise RuntimeError(
             "register_grad_store: only a leaf tensor that requires grad has its .grad "
             "accumulated by backward()."
@@ -375,7 +434,7 @@ def register_post_accumulate_grad_hook(
     t: Tensor, hook: Callable[[Tensor], None]
 ) -> RemovableHandle:
     """``hook(t)`` after a backward pass has added to the ``.grad`` of the leaf ``t``."""
-    if t._ctx is not None or not t._requires_grad:
+    if t._node is not None or not t._requires_grad:
         raise RuntimeError(
             "register_post_accumulate_grad_hook: only a leaf tensor that requires grad has "
             "its .grad accumulated; register_hook watches the gradient of any tensor."

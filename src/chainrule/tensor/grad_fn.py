@@ -13,15 +13,16 @@ shows it, so a learner can walk the graph back from the loss::
     >>> mul.next_functions[0][0].variable is w
     True
 
-In chainrule a non-leaf tensor is itself the graph node (its operation's saved inputs
-hang off it), so a ``GradFn`` is a view of that node: it keeps its tensor alive while you
-hold it, and two views of the same node compare equal. After a backward pass without
-``retain_graph`` has freed the graph, ``next_functions`` is empty.
+A non-leaf tensor's ``grad_fn`` is its graph node itself (``chainrule.tensor.node.Node``),
+which holds what its operation's rules read, not the tensor: holding a node does not keep
+its tensor alive. After a backward pass without ``retain_graph`` has freed the graph,
+``next_functions`` is empty. A leaf's edge in the graph is the leaf tensor itself, shown as
+an ``AccumulateGrad`` (made on access; two of the same leaf compare equal).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from chainrule.tensor.tensor import Tensor
@@ -30,43 +31,6 @@ if TYPE_CHECKING:
 def backward_name(op: str) -> str:
     """PyTorch's node name for an operation: ``mul`` -> ``MulBackward0``."""
     return "".join(part.capitalize() for part in op.split("_")) + "Backward0"
-
-
-class GradFn:
-    """The backward node of the operation that computed ``tensor``."""
-
-    __slots__ = ("_tensor",)
-
-    def __init__(self, tensor: Tensor) -> None:
-        self._tensor = tensor
-
-    @property
-    def op(self) -> str:
-        """chainrule's name of the operation (its primitive): ``'mul'``, ``'linear'``..."""
-        return str(self._tensor._ctx.prim.name)
-
-    def name(self) -> str:
-        """PyTorch's name of the node: ``'MulBackward0'``, ``'LinearBackward0'``..."""
-        return backward_name(self.op)
-
-    @property
-    def next_functions(self) -> tuple[tuple[GradFn | AccumulateGrad | None, int], ...]:
-        """One ``(node, 0)`` per input of the operation, in order: the input's ``grad_fn``,
-        an ``AccumulateGrad`` for a leaf that requires grad, None for a constant."""
-        return tuple((_node_of(a), 0) for a in self._tensor._ctx.args)
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return {}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, GradFn) and other._tensor is self._tensor
-
-    def __hash__(self) -> int:
-        return id(self._tensor)
-
-    def __repr__(self) -> str:
-        return f"<{self.name()}>"
 
 
 class AccumulateGrad:
@@ -89,15 +53,3 @@ class AccumulateGrad:
 
     def __repr__(self) -> str:
         return "<AccumulateGrad>"
-
-
-def _node_of(a: Any) -> GradFn | AccumulateGrad | None:
-    from chainrule.tensor.tensor import Tensor
-
-    if not isinstance(a, Tensor) or not a._requires_grad:
-        return None
-    return AccumulateGrad(a) if a._ctx is None else GradFn(a)
-
-
-def grad_fn_of(t: Tensor) -> GradFn | None:
-    return None if t._ctx is None else GradFn(t)

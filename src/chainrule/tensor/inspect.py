@@ -1,7 +1,7 @@
 """Look inside a recorded graph: which operations it holds and what they saved for backward.
 
-Backprop is "memory hungry": every operation keeps its inputs (and its output) until the
-backward pass reaches it. ``saved_tensors(loss)`` lists exactly what this engine keeps,
+Backprop is "memory hungry": operations keep what their rules read (inputs, outputs) until
+the backward pass reaches them. ``saved_tensors(loss)`` lists exactly what this engine keeps,
 so the lecture's prediction (the sum of the activation sizes) can be checked against it.
 """
 
@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from chainrule.graph import toposort
-from chainrule.tensor.primitive import Context
+from chainrule.tensor.backward import edge_of
+from chainrule.tensor.node import Node
 from chainrule.tensor.tensor import Tensor
 
 
@@ -19,7 +22,7 @@ class SavedTensor:
     """One array that the graph keeps alive for the backward pass."""
 
     op: str  # the operation that saved it (first one, if several share it)
-    role: str  # "input 0", "input 1", ... or "output"
+    role: str  # "input 0", "input 1", ..., "output" or "residual"
     shape: tuple[int, ...]
     dtype: str
     nbytes: int
@@ -29,28 +32,41 @@ class SavedTensor:
 def saved_tensors(root: Tensor) -> list[SavedTensor]:
     """Every distinct array the graph behind ``root`` holds for its backward pass.
 
-    Counts each array once (by identity), in the order the forward pass made them. The
-    output of each recorded operation is included: it is the node of the graph, and rules
-    such as ``exp``'s and ``relu``'s reuse it. Scalars passed as constants are not arrays
-    and are not counted.
+    Counts each array once (by identity), in the order the forward pass made them: the
+    inputs and outputs that each operation's rules read (what its primitive declares:
+    ``retain_inputs``, ``retain_output``) and the residuals some keep (the softmax of a
+    cross-entropy). Inputs that a rule reads only the shape of (``add``'s, ``reshape``'s, a
+    linear layer's output before its ReLU) are not kept, and not counted. Scalars passed
+    as constants are not arrays and are not counted.
     """
+    return list(saved_by_id(root).values())
+
+
+def saved_by_id(root: Tensor) -> dict[int, SavedTensor]:
+    """``saved_tensors(root)`` keyed by the ``id`` of each array (to ask whether the graph
+    holds a given array)."""
     seen: dict[int, SavedTensor] = {}
-    for node in toposort(root):
-        ctx = node._ctx
-        if not isinstance(ctx, Context) or ctx.released:
+    for node in toposort(edge_of(root)):
+        if type(node) is not Node or node.saved is None:
             continue
-        for i, arg in enumerate(ctx.args):
+        op = node.prim.name
+        for i, arg in enumerate(node.args):
             if isinstance(arg, Tensor):
-                _add(seen, arg, ctx.prim.name, f"input {i}")
-        _add(seen, node, ctx.prim.name, "output")
-    return list(seen.values())
+                _add(seen, arg._data, op, f"input {i}", arg.is_leaf)
+        if isinstance(node.ans, np.ndarray):
+            _add(seen, node.ans, op, "output", False)
+        if node.prim.residual:
+            residual = node.residual
+            for part in residual if isinstance(residual, tuple) else (residual,):
+                if isinstance(part, np.ndarray):
+                    _add(seen, part, op, "residual", False)
+    return seen
 
 
-def _add(seen: dict[int, SavedTensor], t: Tensor, op: str, role: str) -> None:
-    key = id(t._data)
+def _add(seen: dict[int, SavedTensor], a: np.ndarray, op: str, role: str, leaf: bool) -> None:
+    key = id(a)
     if key not in seen:
-        a = t._data
-        seen[key] = SavedTensor(op, role, a.shape, str(a.dtype), int(a.nbytes), t._ctx is None)
+        seen[key] = SavedTensor(op, role, a.shape, str(a.dtype), int(a.nbytes), leaf)
 
 
 def saved_bytes(root: Tensor, include_leaves: bool = False) -> int:
@@ -61,8 +77,8 @@ def saved_bytes(root: Tensor, include_leaves: bool = False) -> int:
 def op_counts(root: Tensor) -> dict[str, int]:
     """How many times each operation appears in the graph behind ``root``."""
     counts: dict[str, int] = {}
-    for node in toposort(root):
-        if isinstance(node._ctx, Context):
-            name = node._ctx.prim.name
+    for node in toposort(edge_of(root)):
+        if type(node) is Node:
+            name = node.prim.name
             counts[name] = counts.get(name, 0) + 1
     return counts

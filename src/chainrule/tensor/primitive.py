@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from chainrule.tensor import anomaly, backend, grad_mode
+from chainrule.tensor.node import Node, NotSaved
 
 if TYPE_CHECKING:
     from chainrule.tensor.tensor import Tensor
@@ -62,6 +63,8 @@ class Primitive:
         "name",
         "quiet",
         "residual",
+        "retain_inputs",
+        "retain_output",
         "rules",
     )
 
@@ -94,6 +97,11 @@ class Primitive:
         # cross-entropy): they skip that context (~1 µs a pass) and can only warn when a
         # gradient or saved input is already inf or nan.
         self.quiet = True
+        # What the rules read (see defvjp): the positions of the input tensors whose arrays
+        # are kept for backward (None: all of them), and whether the output's is. Every
+        # other tensor is kept as its shape and dtype only (chainrule.tensor.node.NotSaved).
+        self.retain_inputs: tuple[int, ...] | None = None
+        self.retain_output = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` on the inputs' arrays; record it when an input requires a gradient.
@@ -107,7 +115,7 @@ class Primitive:
         tensor_type = _Tensor
         raw: list[Any] | None = None  # args with each Tensor replaced by its array
         parents: list[int] = []  # positions of the inputs that require a gradient
-        prev: list[Tensor] = []  # and those inputs
+        prev: list[Any] = []  # and their edges: each one's node, or the leaf itself
         stamp = _clock[0]
         foreign = False  # an array of another library than NumPy among the inputs
         data: Any  # a NumPy array, or another array library's
@@ -122,7 +130,8 @@ class Primitive:
                     foreign = True
                 if a._requires_grad:
                     parents.append(i)
-                    prev.append(a)
+                    edge = a._node
+                    prev.append(a if edge is None else edge)
                 if a._fp is not None:
                     # Its array was handed out (.data, .numpy(), from_numpy): sample it as
                     # saved, so that backward can tell if it was written through it since.
@@ -162,17 +171,39 @@ class Primitive:
             and (out.dtype.kind == "f" if type(out) is _ndarray else backend.is_floating(out.dtype))
         ):
             t._requires_grad = True
-            t._prev = tuple(prev)
-            ctx = t._ctx = _new(Context)
-            ctx.prim = self
-            ctx.args = args
-            ctx.raw = raw
+            node = t._node = _new(Node)
+            node._prev = prev
+            node.prim = self
+            node.parents = parents
             # (An empty kwargs dict is not kept: a shared one lets it go back to the free list.)
-            ctx.kwargs = kwargs or _NO_KWARGS
-            ctx.parents = parents
-            ctx.stamp = stamp
-            ctx.residual = residual
-            ctx.where = traceback.format_stack()[:-1] if checking else None
+            node.kwargs = kwargs or _NO_KWARGS
+            node.stamp = stamp
+            node._hooks = node.retained = None
+            keep = self.retain_inputs
+            if keep is None:  # the rules may read every input (the default)
+                node.args = args
+            else:  # keep only the declared inputs; the others as shape and dtype
+                kept = list(args)
+                i = -1
+                for a in args:
+                    i += 1
+                    if i not in keep and isinstance(a, tensor_type):
+                        data = raw[i]
+                        p = raw[i] = kept[i] = _new(NotSaved)
+                        p.shape, p.dtype, p.prim, p.role = data.shape, data.dtype, self, i
+                node.args = kept
+            node.saved = raw
+            node.shape = out.shape
+            node.dtype = out.dtype
+            if self.retain_output:
+                node.ans = out
+                node.out_version = t._version
+            else:
+                node.ans = None  # the node itself stands for it (Node is a NotSaved)
+            if self.residual:
+                node.residual = residual
+            if checking:
+                node.where = traceback.format_stack()[:-1]
         return t
 
     def _on(self, arrays: Sequence[Any]) -> Callable[..., Any]:
@@ -274,76 +305,84 @@ def nondifferentiable(
     return Primitive(fn, name or fn.__name__, differentiable=False, any_fn=any_fn)
 
 
-def defvjp(prim: Primitive, *rules: VJPRule | None) -> None:
-    """Register one VJP rule per input: ``rule(g, ans, *inputs, **kwargs)``; None = no grad."""
+def defvjp(
+    prim: Primitive,
+    *rules: VJPRule | None,
+    retain_inputs: Sequence[int] | None = None,
+    retain_output: bool = True,
+) -> None:
+    """Register one VJP rule per input: ``rule(g, ans, *inputs, **kwargs)``; None = no grad.
+
+    ``retain_inputs`` and ``retain_output`` say what the rules read (Chainer's
+    ``retain_inputs``/``retain_outputs``): the positions of the input tensors whose values
+    they use, and whether they use the output ``ans``. The engine keeps only those for the
+    backward pass; every other tensor is passed to the rules as a ``NotSaved`` with its
+    ``shape``, ``dtype`` and ``ndim`` (enough for ``g.reshape(x.shape)``), and its memory
+    goes as soon as the user drops it. The defaults keep everything, which is always
+    correct. Arguments that are not tensors (numbers, shapes, axes, indices) are always
+    kept. Example: ``defvjp(exp, lambda g, ans, x: g * ans, retain_inputs=())``.
+    """
     prim.rules = rules
     prim.argnum_rule = prim.argnums_rule = None
     prim.dispatch = prim._per_input
+    _declare(prim, retain_inputs, retain_output)
 
 
-def defvjp_argnum(prim: Primitive, rule: ArgnumRule) -> None:
-    """Register one rule for all inputs: ``rule(argnum, g, ans, inputs, kwargs)``."""
+def defvjp_argnum(
+    prim: Primitive,
+    rule: ArgnumRule,
+    retain_inputs: Sequence[int] | None = None,
+    retain_output: bool = True,
+) -> None:
+    """Register one rule for all inputs: ``rule(argnum, g, ans, inputs, kwargs)``.
+
+    ``retain_inputs``, ``retain_output``: what the rule reads, as for ``defvjp``.
+    """
     prim.argnum_rule = rule
     prim.rules = ()
     prim.argnums_rule = None
     prim.dispatch = prim._one_rule
+    _declare(prim, retain_inputs, retain_output)
 
 
-def defvjp_argnums(prim: Primitive, rule: ArgnumsRule) -> None:
+def defvjp_argnums(
+    prim: Primitive,
+    rule: ArgnumsRule,
+    retain_inputs: Sequence[int] | None = None,
+    retain_output: bool = True,
+) -> None:
     """Register one rule that returns the gradients of several inputs at once:
     ``rule(argnums, g, ans, *inputs, **kwargs)`` gives one gradient per position in
     ``argnums`` (the inputs that need one), in that order.
 
     For operations whose input gradients share work or are best read together, as the
     lecture's layer f = β + Ω h: one call gives ∂ℓ/∂h, ∂ℓ/∂Ω and ∂ℓ/∂β.
+    ``retain_inputs``, ``retain_output``: what the rule reads, as for ``defvjp``.
     """
     prim.argnums_rule = rule
     prim.rules = ()
     prim.argnum_rule = None
     prim.dispatch = rule
+    _declare(prim, retain_inputs, retain_output)
 
 
-class Context:
-    """What an operation saved for its backward pass."""
-
-    __slots__ = (
-        "args",
-        "kwargs",
-        "parents",
-        "prim",
-        "raw",
-        "residual",
-        "stamp",
-        "where",
-    )
-
-    # Filled by Primitive.__call__ (the one place a Context is made, without an __init__
-    # call: a hot path).
-    prim: Primitive
-    args: tuple[Any, ...]
-    raw: list[Any] | None  # args with each Tensor replaced by its array; None once released
-    kwargs: dict[str, Any]
-    parents: Sequence[int]  # positions of the inputs that require a gradient
-    # The modification clock when saved (see mark_modified), bit-inverted (negative) when a
-    # saved array had been handed out, so that its sample is always compared.
-    stamp: int
-    residual: Any  # what a primitive_with_residual kept for its rules
-    where: list[str] | None  # creation stack, under detect_anomaly()
-
-    @property
-    def released(self) -> bool:
-        return self.raw is None
-
-    def release(self) -> None:
-        """Drop the saved inputs (backward without retain_graph): their memory can go."""
-        self.raw = None
-        self.args = ()
-        self.residual = None
+def _declare(prim: Primitive, retain_inputs: Sequence[int] | None, retain_output: bool) -> None:
+    if retain_inputs is not None:
+        bad = [i for i in retain_inputs if not isinstance(i, int) or i < 0]
+        if bad:
+            raise ValueError(
+                f"defvjp({prim.name}): retain_inputs must hold input positions (ints >= 0), "
+                f"got {tuple(retain_inputs)!r}."
+            )
+        retain_inputs = tuple(sorted(set(retain_inputs)))
+    prim.retain_inputs = retain_inputs
+    prim.retain_output = bool(retain_output)
 
 
 # How many in-place changes (and array hand-outs) there have been, in any tensor. A graph
-# node saved at clock value c needs no check of its inputs while the clock still reads c:
-# the common case (forward, then backward) pays one comparison per node, not a loop.
+# node (chainrule.tensor.node.Node) saved at clock value c needs no check of its inputs
+# while the clock still reads c: the common case (forward, then backward) pays one
+# comparison per node, not a loop.
 #
 # The clock is process-wide (a tensor can be shared by threads) and safe under concurrent
 # use: writers take a lock, so no increment is lost, and publish the new value only after
@@ -374,6 +413,9 @@ def mark_modified(*tensors: Tensor) -> None:
 def mark_handed_out(t: Tensor) -> None:
     """``t``'s array is now held outside the engine and may be written through it."""
     t._fp = fingerprint(t._data)
+    node = t._node
+    if node is not None and node.ans is t._data:  # its node keeps it: sample it there too
+        node.out_fp = t._fp
     with _clock_lock:
         _clock[0] += 1
 

@@ -1,24 +1,27 @@
 """``Tensor``: a NumPy array that records the operations applied to it.
 
-A Tensor is also a node of the computation graph: ``_prev`` holds the inputs that need a
-gradient and ``_ctx`` what its operation saved for the backward pass. Leaves (tensors
-made by the user) have neither.
+A tensor computed by a recorded operation holds that operation's graph node (``_node``,
+its ``grad_fn``: ``chainrule.tensor.node.Node``), which keeps what the operation's rules
+read; the tensor itself is not part of the graph, so its array goes when the user drops it
+unless a rule reads it. Leaves (tensors made by the user) have no node: a leaf that
+requires grad is its own edge in the graph, where its gradient accumulates.
 """
 
 from __future__ import annotations
 
 import itertools
 import operator
+import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 import chainrule.tensor.primitive as primitive  # the module (the package exports a function)
 from chainrule.tensor import backend, dtypes, grad_mode, movement
 from chainrule.tensor import device as devices
-from chainrule.tensor.grad_fn import GradFn
 from chainrule.tensor.methods import TensorMethods, _index
+from chainrule.tensor.node import Node
 
 _new = object.__new__
 _hook_keys = itertools.count()
@@ -83,13 +86,11 @@ class Tensor(TensorMethods):
 
     __slots__ = (
         "__weakref__",
-        "_ctx",
         "_data",
         "_fp",
         "_hooks",
-        "_prev",
+        "_node",
         "_requires_grad",
-        "_retains_grad",
         "_version",
         "grad",
         "name",
@@ -106,11 +107,11 @@ class Tensor(TensorMethods):
 
     _data: np.ndarray  # (or an array of another array API library: see backend)
     _requires_grad: bool
-    _prev: tuple[Tensor, ...]
-    _ctx: Any
+    _node: Node | None  # the graph node of the operation that made it; None for a leaf
     _version: list[int]  # [number of in-place changes, clock value of the last one]
-    _hooks: dict[int, Callable[[Tensor], Any]] | None
-    _retains_grad: bool
+    _hooks: dict[int, Callable[[Tensor], Any]] | None  # a leaf's (a node keeps its own)
+    # A leaf is its own edge in the graph (chainrule.graph.toposort reads _prev): no parents.
+    _prev: ClassVar[tuple[()]] = ()
     _fp: bytes | None  # sample of _data taken when .data/.numpy() handed it out
     grad: Tensor | None
     name: str
@@ -120,11 +121,9 @@ class Tensor(TensorMethods):
     ) -> None:
         self._data = _as_array(data, dtype, "Tensor()")
         self._requires_grad = False
-        self._prev = ()
-        self._ctx = None
+        self._node = None
         self._version = [0, 0]  # [changes, clock of the last] (mark_modified)
         self._hooks = None
-        self._retains_grad = False
         self._fp = None
         self.grad = None
         self.name = name
@@ -137,11 +136,9 @@ class Tensor(TensorMethods):
         t = _new(Tensor)
         t._data = data
         t._requires_grad = False
-        t._prev = ()
-        t._ctx = None
+        t._node = None
         t._version = [0, 0]
         t._hooks = None
-        t._retains_grad = False
         t._fp = None
         t.grad = None
         t.name = ""
@@ -261,8 +258,8 @@ class Tensor(TensorMethods):
         where = devices.device_of(self._data)
         if where.type != "cpu":
             extra = f", device='{where}'" + extra
-        if self._ctx is not None:
-            extra += f", grad_fn={self.grad_fn!r}"
+        if self._node is not None:
+            extra += f", grad_fn={self._node!r}"
         elif self._requires_grad:
             extra += ", requires_grad=True"
         return f"Tensor({body}{extra})"
@@ -286,7 +283,7 @@ class Tensor(TensorMethods):
                 "derivative is 0 or undefined. Convert first: t.float() or "
                 "Tensor(data, dtype=np.float32)."
             )
-        if not flag and self._ctx is not None:
+        if not flag and self._node is not None:
             raise RuntimeError(
                 "requires_grad_(False): this tensor was computed from others; use "
                 ".detach() for a copy outside the graph."
@@ -297,13 +294,13 @@ class Tensor(TensorMethods):
     @property
     def is_leaf(self) -> bool:
         """True for tensors made by the user (their .grad is filled by backward)."""
-        return self._ctx is None
+        return self._node is None
 
     @property
-    def grad_fn(self) -> GradFn | None:
+    def grad_fn(self) -> Node | None:
         """The backward node of the operation that made this tensor (None for leaves), with
         PyTorch's ``name()`` and ``next_functions`` (see ``chainrule.tensor.grad_fn``)."""
-        return None if self._ctx is None else GradFn(self)
+        return self._node
 
     def detach(self) -> Tensor:
         """The same data outside the graph (shared memory and version counter)."""
@@ -313,8 +310,8 @@ class Tensor(TensorMethods):
 
     def retain_grad(self) -> None:
         """Keep the gradient of this non-leaf tensor in ``.grad`` after backward()."""
-        if self._ctx is not None:
-            self._retains_grad = True
+        if self._node is not None and self._node.retained is None:
+            self._node.retained = weakref.ref(self)  # weak: the graph must not keep it
 
     def register_hook(self, hook: Callable[[Tensor], Any]) -> RemovableHandle:
         """Call ``hook(grad)`` when the gradient w.r.t. this tensor has been computed.
@@ -327,11 +324,14 @@ class Tensor(TensorMethods):
                 "register_hook: this tensor does not require grad, so no gradient will "
                 "reach it; call requires_grad_() on the leaf tensors first."
             )
-        if self._hooks is None:
-            self._hooks = {}
+        # A non-leaf's hooks live on its node: they run even after the tensor is dropped.
+        owner: Tensor | Node = self if self._node is None else self._node
+        hooks = owner._hooks
+        if hooks is None:
+            hooks = owner._hooks = {}
         key = next(_hook_keys)
-        self._hooks[key] = hook
-        return RemovableHandle(self._hooks, key)
+        hooks[key] = hook
+        return RemovableHandle(hooks, key)
 
     def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], Any]) -> RemovableHandle:
         """Call ``hook(self)`` after a backward pass has added to this leaf's ``.grad``.

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from chainrule.tensor.tensor import Tensor
 
 clone = primitive(np.copy, "clone", lambda xp, x: xp.asarray(x, copy=True))
-defvjp(clone, lambda g, ans, x: g)  # d/dx x = 1: a copy passes the gradient through
+# d/dx x = 1: a copy passes the gradient through (and keeps nothing for it)
+defvjp(clone, lambda g, ans, x: g, retain_inputs=(), retain_output=False)
 
 
 class MaxMin(NamedTuple):

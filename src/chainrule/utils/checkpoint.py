@@ -48,7 +48,7 @@ from chainrule.graph import toposort
 from chainrule.nn import rng as nn_rng
 from chainrule.nn.module import Module
 from chainrule.tensor import grad_mode
-from chainrule.tensor.backward import run_backward
+from chainrule.tensor.backward import edge_of, run_backward
 from chainrule.tensor.join import concatenate
 from chainrule.tensor.primitive import Primitive, defvjp, defvjp_argnums, primitive
 from chainrule.tensor.tensor import Tensor
@@ -150,7 +150,8 @@ def checkpoint(
 
     op = Primitive(lambda *raw: joined, "checkpoint")
     op.quiet = False  # the rule runs its own backward pass, which sets up NumPy's errstate
-    defvjp_argnums(op, recompute)
+    # It reruns the function on its inputs (all kept); the output it never reads.
+    defvjp_argnums(op, recompute, retain_output=False)
     out = op(*(args[i] for i in positions), *leaves)
     if len(shapes) == 1:
         return _rebuild(result, [out])
@@ -278,14 +279,15 @@ def _backward_into_own_grads(
 def _hooks_set_aside(leaves: Sequence[Tensor]) -> Iterator[None]:
     """The leaves' gradient hooks off during the rule's own pass: the outer pass, which
     receives the gradients the rule returns, runs them once, as without checkpointing."""
-    saved = [(t, t._hooks) for t in leaves]
-    for t in leaves:
-        t._hooks = None
+    edges = [edge_of(t) for t in leaves]  # (a non-leaf's hooks are on its node)
+    saved = [(e, e._hooks) for e in edges]
+    for e in edges:
+        e._hooks = None
     try:
         yield
     finally:
-        for t, hooks in saved:
-            t._hooks = hooks
+        for e, hooks in saved:
+            e._hooks = hooks
 
 
 def _as_layers(functions: Any) -> list[Any]:
@@ -319,7 +321,7 @@ def _identity(x: np.ndarray) -> np.ndarray:
 # and does not go on below it (into the graph that made the input: a parameter shared with
 # that graph would otherwise get this segment's gradient twice).
 _input = primitive(_identity, "checkpoint_input", lambda xp, x: x)
-defvjp(_input, lambda g, ans, x: g)
+defvjp(_input, lambda g, ans, x: g, retain_inputs=(), retain_output=False)
 
 
 def _link(x: Tensor, handles: list[Any]) -> Tensor:
@@ -348,10 +350,10 @@ def _rebuild(result: Any, outs: list[Tensor]) -> Any:
 
 
 class _Root:
-    """A graph node whose parents are the outputs: one walk finds the leaves of them all."""
+    """A graph node whose parents are the outputs' nodes: one walk finds the leaves of all."""
 
     def __init__(self, outs: Sequence[Tensor]) -> None:
-        self._prev = tuple(outs)
+        self._prev = tuple(edge_of(t) for t in outs)
 
     __hash__ = object.__hash__
 
@@ -360,7 +362,8 @@ def _leaves(outs: Sequence[Tensor]) -> list[Tensor]:
     """The leaves requiring a gradient that the first run's graph reaches, in order."""
     root: Any = _Root(outs)
     order: list[Any] = toposort(root)
-    return [t for t in order[:-1] if t.is_leaf and t.requires_grad]  # (the root is last)
+    # (A leaf is its own edge in the graph; the root is last.)
+    return [t for t in order[:-1] if isinstance(t, Tensor) and t.requires_grad]
 
 
 # -- random numbers -----------------------------------------------------------------------

@@ -8,7 +8,8 @@ of
 
 - the end of the forward pass: every boundary plus the last segment's activations;
 - the recomputation of segment S_s during backward: the boundaries up to and including
-  its own output, plus S_s's activations;
+  its own output, plus S_s's activations (and its recomputed output, when no rule keeps
+  it: ``output_counted``);
 
 plus the gradients in flight (``TRANSIENT`` arrays of the largest output's size).
 Parameters and their gradients are not counted: they are the same for every plan.
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chainrule.tensor import grad_mode
-from chainrule.tensor.inspect import saved_bytes
+from chainrule.tensor.inspect import saved_by_id
 from chainrule.tensor.tensor import Tensor
 
 #: Activation-sized gradient arrays in flight while a segment is recomputed and
@@ -44,6 +45,9 @@ class LayerSize:
 
     activation_bytes: int
     output_bytes: int
+    # Whether activation_bytes holds the output (a rule keeps it). When not, recomputing a
+    # segment that ends with this layer still holds it, as the root of the fresh graph.
+    output_counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,8 @@ def peak_bytes(sizes: Sequence[LayerSize], segments: Sequence[tuple[int, int]]) 
     peak = sum(outs[:-1]) + acts[-1]  # the end of the forward pass
     for s in range(len(segments) - 1):
         kept += outs[s]
-        peak = max(peak, kept + acts[s])
+        root = 0 if sizes[segments[s][1] - 1].output_counted else outs[s]
+        peak = max(peak, kept + acts[s] + root)
     return peak + TRANSIENT * max(s.output_bytes for s in sizes)
 
 
@@ -135,26 +140,40 @@ _measured: weakref.WeakKeyDictionary[Any, dict[Any, list[LayerSize]]] = weakref.
 def measure(layers: Sequence[Any], input: Any) -> list[LayerSize]:
     """Run the layers once, one at a time, and measure what each one's graph keeps.
 
-    Each layer runs on a fresh leaf holding the previous output, so ``saved_bytes`` (which
-    leaves out leaves: the input and the parameters) counts exactly that layer's arrays.
-    Random draws are undone afterwards (dropout masks of the real run stay the same).
+    Each layer runs on a fresh leaf holding the previous output, so ``saved_tensors``
+    separates that layer's own arrays from its input and parameters (leaves). A layer's
+    output counts as its activation when a rule keeps it: its own (ReLU's reads its output)
+    or the next layer's (Linear's reads its input). Random draws are undone afterwards
+    (dropout masks of the real run stay the same).
     """
     from chainrule.nn import rng as nn_rng
 
     state = nn_rng.get_rng_state()
-    sizes = []
+    inner: list[int] = []  # bytes kept inside each layer, its output not counted
+    out_kept: list[bool] = []  # the layer's graph keeps its output
+    in_kept: list[bool] = []  # the layer's graph keeps its input
+    outputs: list[int] = []
     x = input
     try:
         with grad_mode.enable_grad():
             for layer in layers:
                 data = x._data if isinstance(x, Tensor) else x
                 y = layer(Tensor._wrap(data).requires_grad_(True))
-                kept = saved_bytes(y) if y.requires_grad else 0
-                sizes.append(LayerSize(kept, int(y._data.nbytes)))
+                saved = saved_by_id(y) if y.requires_grad else {}
+                own = id(y._data)
+                inner.append(sum(v.nbytes for k, v in saved.items() if not v.is_leaf and k != own))
+                out_kept.append(own in saved)
+                in_kept.append(id(data) in saved)
+                outputs.append(int(y._data.nbytes))
                 x = y._data
     finally:
         nn_rng.set_rng_state(state)
-    return sizes
+    n = len(outputs)
+    counted = [out_kept[k] or (k + 1 < n and in_kept[k + 1]) for k in range(n)]
+    return [
+        LayerSize(inner[k] + (outputs[k] if counted[k] else 0), outputs[k], counted[k])
+        for k in range(n)
+    ]
 
 
 def layer_sizes(functions: Any, layers: Sequence[Any], input: Any) -> list[LayerSize]:

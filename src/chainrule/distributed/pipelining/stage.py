@@ -19,7 +19,7 @@ from chainrule.distributed.group import ProcessGroup
 from chainrule.distributed.pipelining import _comm
 from chainrule.nn import Linear, Module, Sequential
 from chainrule.tensor import Tensor
-from chainrule.tensor.inspect import saved_bytes
+from chainrule.tensor.inspect import saved_by_id
 from chainrule.utils.checkpoint import checkpoint
 
 _DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -178,7 +178,12 @@ class PipelineStage:
             )
         root = loss(out) if loss is not None else out
         self.events.append(("F", mb, t0, time.perf_counter()))
-        nbytes = (saved_bytes(root) if root.requires_grad else 0) + data.nbytes
+        # What its graph keeps (leaves aside), the input, and the root held here until its
+        # backward (no rule of the graph may keep that one).
+        kept = saved_by_id(root) if root.requires_grad else {}
+        nbytes = sum(s.nbytes for s in kept.values() if not s.is_leaf) + data.nbytes
+        if id(root._data) not in kept:
+            nbytes += root._data.nbytes
         self._held[mb] = inp, root, nbytes
         self.activation_bytes += nbytes
         self.peak_activation_bytes = max(self.peak_activation_bytes, self.activation_bytes)

@@ -32,23 +32,29 @@ def _operator(op: Callable[[Any, Any], Any]) -> Callable[..., Any]:
 # -- arithmetic ---------------------------------------------------------------------------
 
 add = primitive(np.add, "add", _operator(operator.add))
-defvjp(add, lambda g, ans, x, y: g, lambda g, ans, x, y: g)  # d(x+y)/dx = d(x+y)/dy = 1
+# d(x+y)/dx = d(x+y)/dy = 1: the rules read no value, only the engine reads the shapes
+defvjp(add, lambda g, ans, x, y: g, lambda g, ans, x, y: g, retain_inputs=(), retain_output=False)
 
 subtract = primitive(np.subtract, "sub", _operator(operator.sub))
-defvjp(subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: -g)  # d/dy (x - y) = -1
+defvjp(  # d/dy (x - y) = -1
+    subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: -g, retain_inputs=(), retain_output=False
+)
 
 multiply = primitive(np.multiply, "mul", _operator(operator.mul))
-defvjp(multiply, lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x)  # d(xy)/dx = y
+defvjp(  # d(xy)/dx = y
+    multiply, lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x, retain_output=False
+)
 
 divide = primitive(np.true_divide, "div", _operator(operator.truediv))
 defvjp(
     divide,
     lambda g, ans, x, y: g / y,  # d/dx x/y = 1/y
     lambda g, ans, x, y: -g * ans / y,  # d/dy x/y = -x/y^2 = -ans/y
+    retain_inputs=(1,),
 )
 
 negative = primitive(np.negative, "neg", standard("negative"))
-defvjp(negative, lambda g, ans, x: -g)
+defvjp(negative, lambda g, ans, x: -g, retain_inputs=(), retain_output=False)
 
 
 def _pow_base_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
@@ -71,21 +77,21 @@ def _pow_exponent_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
 
 
 power = primitive(np.power, "pow", _operator(operator.pow))
-defvjp(power, _pow_base_rule, _pow_exponent_rule)
+defvjp(power, _pow_base_rule, _pow_exponent_rule)  # reads x, y and ans: keeps all
 
 # -- unary functions ----------------------------------------------------------------------
 
 exp = primitive(np.exp, "exp", standard("exp"))
-defvjp(exp, lambda g, ans, x: g * ans)  # d/dx e^x = e^x
+defvjp(exp, lambda g, ans, x: g * ans, retain_inputs=())  # d/dx e^x = e^x
 
 log = primitive(np.log, "log", standard("log"))
-defvjp(log, lambda g, ans, x: g / x)  # d/dx ln x = 1/x
+defvjp(log, lambda g, ans, x: g / x, retain_output=False)  # d/dx ln x = 1/x
 
 sqrt = primitive(np.sqrt, "sqrt", standard("sqrt"))
-defvjp(sqrt, lambda g, ans, x: g * 0.5 / ans)  # d/dx √x = 1/(2√x)
+defvjp(sqrt, lambda g, ans, x: g * 0.5 / ans, retain_inputs=())  # d/dx √x = 1/(2√x)
 
 tanh = primitive(np.tanh, "tanh", standard("tanh"))
-defvjp(tanh, lambda g, ans, x: g * (1 - ans * ans))  # d/dx tanh x = 1 - tanh² x
+defvjp(tanh, lambda g, ans, x: g * (1 - ans * ans), retain_inputs=())  # 1 - tanh² x
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -100,7 +106,7 @@ def _sigmoid_any(xp: Any, x: Any) -> Any:
 
 
 sigmoid = primitive(_sigmoid, "sigmoid", _sigmoid_any)
-defvjp(sigmoid, lambda g, ans, x: g * ans * (1 - ans))  # σ' = σ(1 - σ)
+defvjp(sigmoid, lambda g, ans, x: g * ans * (1 - ans), retain_inputs=())  # σ' = σ(1 - σ)
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
@@ -128,16 +134,17 @@ def _select(g: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _relu_rule(g: Any, ans: Any, x: Any) -> Any:
-    # 𝕀[x > 0]: the subgradient 0 at x = 0, as PyTorch.
-    # NumPy only (bit tricks on NumPy's memory): a normal backward pass on NumPy arrays
-    # (isinstance: chainrule.compile's tracer arrays take this path too).
-    arrays = isinstance(g, np.ndarray) and isinstance(x, np.ndarray)
-    if arrays and g.shape == x.shape and g.dtype.kind == "f":
-        return _select(g, x > 0)
-    return where(x > 0, g, 0.0)  # on Tensors (create_graph): recorded, differentiable
+    # 𝕀[x > 0] = 𝕀[ans > 0]: the subgradient 0 at x = 0, as PyTorch. Read from the output,
+    # which the next layer keeps anyway, so the input (f_k) need not be kept (and nan > 0
+    # is False either way).
+    # A normal backward pass (isinstance: chainrule.compile's tracer arrays take this path too)
+    arrays = isinstance(g, np.ndarray) and isinstance(ans, np.ndarray)
+    if arrays and g.shape == ans.shape and g.dtype.kind == "f":
+        return _select(g, ans > 0)
+    return where(ans > 0, g, 0.0)  # on Tensors (create_graph): recorded, differentiable
 
 
-defvjp(relu, _relu_rule)
+defvjp(relu, _relu_rule, retain_inputs=())
 relu.quiet = False  # a selection: no arithmetic at all
 
 
@@ -150,18 +157,23 @@ leaky_relu = primitive(
     "leaky_relu",
     lambda xp, x, negative_slope=0.01: xp.where(x > 0, x, x * negative_slope),
 )
-defvjp(leaky_relu, lambda g, ans, x, negative_slope=0.01: where(x > 0, g, g * negative_slope))
+defvjp(
+    leaky_relu,
+    lambda g, ans, x, negative_slope=0.01: where(x > 0, g, g * negative_slope),
+    retain_output=False,
+)
 
 sign = nondifferentiable(np.sign, "sign", standard("sign"))
 
 absolute = primitive(np.abs, "abs", standard("abs"))
-defvjp(absolute, lambda g, ans, x: g * sign(x))  # sign(0) = 0: PyTorch's subgradient
+# sign(0) = 0: PyTorch's subgradient
+defvjp(absolute, lambda g, ans, x: g * sign(x), retain_output=False)
 
 sin = primitive(np.sin, "sin", standard("sin"))
-defvjp(sin, lambda g, ans, x: g * cos(x))
+defvjp(sin, lambda g, ans, x: g * cos(x), retain_output=False)
 
 cos = primitive(np.cos, "cos", standard("cos"))
-defvjp(cos, lambda g, ans, x: -g * sin(x))
+defvjp(cos, lambda g, ans, x: -g * sin(x), retain_output=False)
 
 # -- selection ----------------------------------------------------------------------------
 
@@ -171,6 +183,8 @@ defvjp(
     None,  # the condition is not differentiable
     lambda g, ans, c, x, y: where(c, g, 0.0),
     lambda g, ans, c, x, y: where(c, 0.0, g),
+    retain_inputs=(0,),  # the condition only
+    retain_output=False,
 )
 
 maximum = primitive(np.maximum, "maximum", standard("maximum"))
@@ -179,6 +193,7 @@ defvjp(
     maximum,
     lambda g, ans, x, y: where(x > y, g, where(x == y, g * 0.5, 0.0)),
     lambda g, ans, x, y: where(y > x, g, where(x == y, g * 0.5, 0.0)),
+    retain_output=False,
 )
 
 minimum = primitive(np.minimum, "minimum", standard("minimum"))
@@ -186,6 +201,7 @@ defvjp(
     minimum,
     lambda g, ans, x, y: where(x < y, g, where(x == y, g * 0.5, 0.0)),
     lambda g, ans, x, y: where(y < x, g, where(x == y, g * 0.5, 0.0)),
+    retain_output=False,
 )
 
 
@@ -209,6 +225,7 @@ defvjp(
         g,
         0.0,
     ),
+    retain_output=False,  # x and the bounds (which may be tensors) are read
 )
 
 # -- comparisons (no gradient) ------------------------------------------------------------

@@ -46,7 +46,7 @@ def _matmul_y_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
 
 
 matmul = primitive(np.matmul, "matmul", standard("matmul"))
-defvjp(matmul, _matmul_x_rule, _matmul_y_rule)
+defvjp(matmul, _matmul_x_rule, _matmul_y_rule, retain_output=False)
 
 
 def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
@@ -116,5 +116,6 @@ def _linear_rule(
 
 
 linear = primitive(_linear, "linear", _linear_any)
-defvjp_argnums(linear, _linear_rule)
+# Keeps h and Ω; of β only its shape is read.
+defvjp_argnums(linear, _linear_rule, retain_inputs=(0, 1), retain_output=False)
 linear.quiet = False  # products and sums: no np.errstate needed (see Primitive)

@@ -169,5 +169,6 @@ def _cross_entropy_rule(
 
 
 cross_entropy = primitive_with_residual(_cross_entropy, "cross_entropy", _cross_entropy_any)
-defvjp(cross_entropy, _cross_entropy_rule, None)
+# A normal pass reads the residual (the softmax); with create_graph the logits and target.
+defvjp(cross_entropy, _cross_entropy_rule, None, retain_inputs=(0, 1), retain_output=False)
 cross_entropy.quiet = False  # (softmax - onehot) * scale: finite for finite g

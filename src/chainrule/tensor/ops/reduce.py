@@ -52,6 +52,8 @@ defvjp(
     lambda g, ans, x, axis=None, keepdims=False: broadcast_to(
         _unreduce(g, x, axis, keepdims), x.shape
     ),
+    retain_inputs=(),  # only x's shape
+    retain_output=False,
 )
 
 
@@ -65,6 +67,8 @@ defvjp(
     lambda g, ans, x, axis=None, keepdims=False: broadcast_to(
         _unreduce(g, x, axis, keepdims) / (_count(x, axis) or 1), x.shape
     ),
+    retain_inputs=(),
+    retain_output=False,
 )
 
 
@@ -112,7 +116,7 @@ var = primitive(
         x, axis=axis, keepdims=keepdims, correction=ddof
     ),
 )
-defvjp(var, _var_rule)
+defvjp(var, _var_rule, retain_output=False)
 
 
 def _kept_sum(g: Any, axis: int) -> Any:
@@ -156,7 +160,7 @@ defvjp(
     lambda g, ans, x, axis=None, keepdims=False: (
         _unreduce(g, x, axis, keepdims) * exp(x - _unreduce(ans, x, axis, keepdims))
     ),
-)
+)  # reads x and ans: keeps both
 
 
 def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -177,7 +181,11 @@ def _softmax_any(xp: Any, x: Any, axis: int = -1) -> Any:
 
 softmax = primitive(_softmax, "softmax", _softmax_any)
 # J = diag(s) - s sᵀ, so gᵀJ = s ⊙ (g - Σ g s)
-defvjp(softmax, lambda g, ans, x, axis=-1: ans * (g - _kept_sum(g * ans, axis)))
+defvjp(
+    softmax,
+    lambda g, ans, x, axis=-1: ans * (g - _kept_sum(g * ans, axis)),
+    retain_inputs=(),
+)
 
 
 def _log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -197,4 +205,8 @@ def _log_softmax_any(xp: Any, x: Any, axis: int = -1) -> Any:
 
 log_softmax = primitive(_log_softmax, "log_softmax", _log_softmax_any)
 # d/dx (x - logsumexp x) = I - 1 softmaxᵀ, so gᵀJ = g - softmax ⊙ Σ g
-defvjp(log_softmax, lambda g, ans, x, axis=-1: g - exp(ans) * _kept_sum(g, axis))
+defvjp(
+    log_softmax,
+    lambda g, ans, x, axis=-1: g - exp(ans) * _kept_sum(g, axis),
+    retain_inputs=(),
+)

@@ -60,11 +60,18 @@ sum_to = primitive(_sum_to, "sum_to", sum_to_any)
 broadcast_to = primitive(
     np.broadcast_to, "broadcast_to", lambda xp, x, shape: xp.broadcast_to(x, _shape(shape))
 )
-defvjp(sum_to, lambda g, ans, x, shape: broadcast_to(g, x.shape))
-defvjp(broadcast_to, lambda g, ans, x, shape: g)  # the engine sums g back to x's shape
+# Shape operations read shapes only: they keep no array for backward.
+defvjp(
+    sum_to,
+    lambda g, ans, x, shape: broadcast_to(g, x.shape),
+    retain_inputs=(),
+    retain_output=False,
+)
+# The engine sums g back to x's shape:
+defvjp(broadcast_to, lambda g, ans, x, shape: g, retain_inputs=(), retain_output=False)
 
 reshape = primitive(np.reshape, "reshape", lambda xp, x, shape: xp.reshape(x, _shape(shape)))
-defvjp(reshape, lambda g, ans, x, shape: reshape(g, x.shape))
+defvjp(reshape, lambda g, ans, x, shape: reshape(g, x.shape), retain_inputs=(), retain_output=False)
 
 
 def _transpose(x: np.ndarray, axes: tuple[int, ...] | None = None) -> np.ndarray:
@@ -83,7 +90,7 @@ def _transpose_any(xp: Any, x: Any, axes: tuple[int, ...] | None = None) -> Any:
 
 
 transpose = primitive(_transpose, "transpose", _transpose_any)
-defvjp(transpose, _transpose_rule)
+defvjp(transpose, _transpose_rule, retain_inputs=(), retain_output=False)
 
 
 def _squeeze(x: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
@@ -105,10 +112,20 @@ def _expand_dims_any(xp: Any, x: Any, axis: int | tuple[int, ...]) -> Any:
 
 
 squeeze = primitive(_squeeze, "squeeze", _squeeze_any)
-defvjp(squeeze, lambda g, ans, x, axis=None: reshape(g, x.shape))
+defvjp(
+    squeeze,
+    lambda g, ans, x, axis=None: reshape(g, x.shape),
+    retain_inputs=(),
+    retain_output=False,
+)
 
 expand_dims = primitive(np.expand_dims, "unsqueeze", _expand_dims_any)
-defvjp(expand_dims, lambda g, ans, x, axis: reshape(g, x.shape))
+defvjp(
+    expand_dims,
+    lambda g, ans, x, axis: reshape(g, x.shape),
+    retain_inputs=(),
+    retain_output=False,
+)
 
 
 def _astype(x: np.ndarray, dtype: Any) -> np.ndarray:
@@ -118,7 +135,8 @@ def _astype(x: np.ndarray, dtype: Any) -> np.ndarray:
 astype = primitive(
     _astype, "astype", lambda xp, x, dtype: xp.astype(x, backend.convert_dtype(xp, dtype))
 )
-defvjp(astype, lambda g, ans, x, dtype: g)  # the engine casts g back to x's dtype
+# The engine casts g back to x's dtype:
+defvjp(astype, lambda g, ans, x, dtype: g, retain_inputs=(), retain_output=False)
 
 # -- indexing -----------------------------------------------------------------------------
 
@@ -150,8 +168,18 @@ def _index_add(g: np.ndarray, shape: Shape, index: Any) -> np.ndarray:
 
 getitem = primitive(_getitem, "getitem", backend.getitem)
 index_add = primitive(_index_add, "index_add", backend.index_add)
-defvjp(getitem, lambda g, ans, x, index: index_add(g, x.shape, index))
-defvjp(index_add, lambda g, ans, x, shape, index: getitem(g, index))
+defvjp(
+    getitem,
+    lambda g, ans, x, index: index_add(g, x.shape, index),
+    retain_inputs=(1,),  # the index (if a tensor), not x
+    retain_output=False,
+)
+defvjp(
+    index_add,
+    lambda g, ans, x, shape, index: getitem(g, index),
+    retain_inputs=(2,),
+    retain_output=False,
+)
 
 # -- joining ------------------------------------------------------------------------------
 
@@ -171,7 +199,7 @@ def _concatenate_rule(i: int, g: Any, ans: Any, args: Any, kwargs: dict[str, Any
 concatenate = primitive(
     _concatenate, "concatenate", lambda xp, *xs, axis=0: xp.concat(xs, axis=axis)
 )
-defvjp_argnum(concatenate, _concatenate_rule)
+defvjp_argnum(concatenate, _concatenate_rule, retain_inputs=(), retain_output=False)
 
 
 def _stack(*xs: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -186,4 +214,4 @@ def _stack_rule(i: int, g: Any, ans: Any, args: Any, kwargs: dict[str, Any]) -> 
 
 
 stack = primitive(_stack, "stack", lambda xp, *xs, axis=0: xp.stack(xs, axis=axis))
-defvjp_argnum(stack, _stack_rule)
+defvjp_argnum(stack, _stack_rule, retain_inputs=(), retain_output=False)
