@@ -281,7 +281,10 @@ def _fit(gi: Any, target: Any, create_graph: bool) -> Any:
     """Fit a rule's gradient to its input, for every rule, here: sum a broadcast gradient
     back to the input's shape and cast it to the input's dtype."""
     if not create_graph and not isinstance(gi, np.ndarray | np.generic):  # another library's
-        xp = backend.array_namespace(gi, target, op="backward")
+        # (a parent node is only its output's shape and dtype: the gradient's library alone)
+        xp = backend.array_namespace(
+            gi, *(() if type(target) is Node else (target,)), op="backward"
+        )
         if gi.shape != target.shape:
             gi = sum_to_any(xp, gi, target.shape)
         return gi if gi.dtype == target.dtype else xp.astype(gi, target.dtype)

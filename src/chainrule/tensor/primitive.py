@@ -445,7 +445,8 @@ _PLAIN = frozenset({_ndarray, float, int, bool, tuple, list, slice, type(None), 
 
 
 def _foreign_array(a: Any) -> bool:
-    return not isinstance(a, (*_NUMPY, np.dtype)) and backend.is_library_array(a)
+    # (a class, such as the dtype np.float32, has the methods of its arrays: not an array)
+    return not isinstance(a, (*_NUMPY, np.dtype, type)) and backend.is_library_array(a)
 
 
 _grad_enabled = grad_mode._enabled.get  # (bound once: read by every operation)
