@@ -414,7 +414,7 @@ BACKENDS = ["numpy", "array_api_strict", *(["cupy"] if _gpu() else [])]
 STRICT_CANNOT: dict[str, str] = {
     "matmul_ndarray_left": "array-api-strict's operators raise TypeError for an operand that "
     "is not one of its arrays instead of returning NotImplemented, so ndarray @ Tensor never "
-    "reaches Tensor.__rmatmul__ (NumPy, CuPy and PyTorch defer)",
+    "reaches Tensor.__rmatmul__ (NumPy defers to it)",
 }
 
 
