@@ -2,13 +2,17 @@
 
     python benchmarks/data_parallel.py            # about 5 minutes on 2 cores
     python benchmarks/data_parallel.py --rounds 1 # quicker, noisier
+    python benchmarks/data_parallel.py --skip-fit --json ratios.json  # tables 1-2 only
 
 Measures, on the MLP 784-1024-1024-10 (float32, batch 256 per rank, SGD with momentum):
 
 1. throughput (samples/s) of 2 ranks × 1 BLAS thread vs 1 rank × 1 thread (target ≥ 1.8×),
    and vs 1 rank × 2 threads on the same global batch of 512;
-2. overlap: a step with DDP's buckets (started from gradient hooks during backward) vs the
-   same step with one blocking all-reduce of all gradients after backward;
+2. inside the 2-rank job: DDP's default (``.grad`` as bucket views, one blocking all-reduce
+   after backward), the same without views (``gradient_as_bucket_view=False``), buckets
+   all-reduced during backward (``overlap=True``, 25 MB and 1 MB), and each rank training
+   alone without any all-reduce: the compute of one rank while both cores are busy, the
+   ceiling for 2 ranks on 2 cores; and the time DDP's default spends after backward;
 3. the time of loopback all-reduces of several sizes on 2, 3 and 4 ranks, fitted by the
    ring all-reduce model T(n, M) = 2(n-1)·α + 2(n-1)/n · M·β, and the scaling efficiency
    that model predicts for this network at 8, 64 and 512 ranks on 10 and 100 Gbit/s.
@@ -84,24 +88,18 @@ def worker_train(args: argparse.Namespace) -> dict[str, list[float]]:
         net, opt, x, y = _model_and_data(batch, 0)
         variants[f"1x{threads}_b{batch}"] = (threads, net, opt, x, y, None)
     else:
-        for cap in (25.0, 1.0):
+        configs = {  # name: DDP keyword arguments (None: no DDP, no communication)
+            "ddp": {},  # the default: .grad as bucket views, one all-reduce after backward
+            "ddp_noview": {"gradient_as_bucket_view": False},
+            "ddp_overlap25": {"overlap": True},
+            "ddp_overlap1": {"overlap": True, "bucket_cap_mb": 1.0},
+            "alone": None,  # each rank trains on its own: the compute at two busy cores
+        }
+        for name, kwargs in configs.items():
             net, opt, x, y = _model_and_data(BATCH, group.rank)
-            ddp = DistributedDataParallel(net, bucket_cap_mb=cap)
-            variants[f"ddp_cap{cap:g}"] = (1, ddp, opt, x, y, None)
-        net, opt, x, y = _model_and_data(BATCH, group.rank)
-        params = list(net.parameters())
-        flat = np.zeros(sum(p.numpy().size for p in params), dtype=np.float32)
-
-        def blocking() -> None:  # one all-reduce of every gradient, after backward
-            offsets = np.cumsum([0] + [p.numpy().size for p in params])
-            for p, a, b in zip(params, offsets[:-1], offsets[1:], strict=True):
-                flat[a:b] = p.grad.numpy().ravel()
-            group.comm.Allreduce(dist_in_place(), flat)
-            np.divide(flat, world, out=flat)
-            for p, a, b in zip(params, offsets[:-1], offsets[1:], strict=True):
-                p.grad.numpy().ravel()[:] = flat[a:b]
-
-        variants["blocking"] = (1, net, opt, x, y, blocking)
+            model = net if kwargs is None else DistributedDataParallel(net, **kwargs)
+            variants[name] = (1, model, opt, x, y, None)
+        _time_finish(variants["ddp"][1])
     times: dict[str, list[float]] = {k: [] for k in variants}  # (and cpu_<k>: CPU shares)
     for block in range(args.blocks + 1):  # block 0: warm-up
         for name, (threads, model, opt, x, y, after) in variants.items():
@@ -118,14 +116,32 @@ def worker_train(args: argparse.Namespace) -> dict[str, list[float]]:
             if block:
                 times[name].append(per_step)
                 times.setdefault("cpu_" + name, []).append(min(dist.all_gather_object(share)))
+                # CPU seconds per step of the rank that used least (the other may have spun
+                # in MPI waiting for it): robust to other load, unlike the wall time.
+                used = (time.process_time() - cpu) / args.steps
+                times.setdefault("cpus_" + name, []).append(min(dist.all_gather_object(used)))
+                if hasattr(model, "finish_seconds"):  # the default DDP's all-reduce
+                    times.setdefault("sync_" + name, []).append(model.finish_seconds / args.steps)
+                    cpu_sync = min(dist.all_gather_object(model.finish_cpu / args.steps))
+                    times.setdefault("synccpu_" + name, []).append(cpu_sync)
+            if hasattr(model, "finish_seconds"):
+                model.finish_seconds = model.finish_cpu = 0.0
     dist.destroy_process_group()
     return times
 
 
-def dist_in_place() -> Any:
-    from mpi4py import MPI
+def _time_finish(ddp: Any) -> None:
+    """Count the seconds DDP spends after backward (barrier, all-reduce, binding .grad)."""
+    finish = ddp._finish
+    ddp.finish_seconds = ddp.finish_cpu = 0.0
 
-    return MPI.IN_PLACE
+    def timed() -> None:
+        start, cpu = time.perf_counter(), time.process_time()
+        finish()
+        ddp.finish_seconds += time.perf_counter() - start
+        ddp.finish_cpu += time.process_time() - cpu
+
+    ddp._finish = timed  # looked up on the instance when the hook queues it
 
 
 def worker_allreduce(args: argparse.Namespace) -> dict[str, list[float]]:
@@ -182,6 +198,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--blocks", type=int, default=3, help="timed blocks per variant per job")
     parser.add_argument("--steps", type=int, default=5, help="steps per block")
+    parser.add_argument("--json", type=Path, help="also write the ratios to this file")
+    parser.add_argument("--skip-fit", action="store_true", help="only the throughput tables")
     parser.add_argument("--worker", choices=["train", "allreduce"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -218,8 +236,11 @@ def main() -> None:
                 times.setdefault(k, []).extend(v)
     med = {k: statistics.median(v) for k, v in times.items()}
     cpu = {k[4:]: v for k, v in med.items() if k.startswith("cpu_")}
-    med = {k: v for k, v in med.items() if not k.startswith("cpu_")}
-    samples = {k: (2 * BATCH if k.startswith(("ddp", "blocking", "1x2")) else BATCH) / t
+    cpus = {k[5:]: v for k, v in med.items() if k.startswith("cpus_")}
+    sync = {k[5:]: v for k, v in med.items() if k.startswith("sync_")}
+    sync_cpu = {k[8:]: v for k, v in med.items() if k.startswith("synccpu_")}
+    med = {k: v for k, v in med.items() if not k.startswith(("cpu", "sync"))}
+    samples = {k: (2 * BATCH if k.startswith(("ddp", "alone", "1x2")) else BATCH) / t
                for k, t in med.items()}  # fmt: skip
     print("\n| configuration | step (ms) | samples/s | vs 1 rank × 1 thread | CPU s per s |")
     print("| --- | ---: | ---: | ---: | ---: |")
@@ -227,20 +248,48 @@ def main() -> None:
     labels = {
         "1x1_b256": "1 rank × 1 thread, batch 256",
         "1x2_b512": "1 rank × 2 threads, batch 512",
-        "ddp_cap25": "2 ranks × 1 thread, DDP buckets 25 MB (one bucket)",
-        "ddp_cap1": "2 ranks × 1 thread, DDP buckets 1 MB",
-        "blocking": "2 ranks × 1 thread, one blocking all-reduce after backward",
+        "ddp": "2 ranks × 1 thread, DDP (default: bucket views, all-reduce after backward)",
+        "ddp_noview": "2 ranks × 1 thread, DDP, gradient_as_bucket_view=False",
+        "ddp_overlap25": "2 ranks × 1 thread, DDP overlap=True, one 25 MB bucket",
+        "ddp_overlap1": "2 ranks × 1 thread, DDP overlap=True, 1 MB buckets",
+        "alone": "2 ranks × 1 thread, no all-reduce (each rank alone)",
     }
     for k, label in labels.items():
         print(f"| {label} | {1e3 * med[k]:.1f} | {samples[k]:,.0f} | {samples[k] / base:.2f}× "
               f"| {cpu[k]:.2f} |")  # fmt: skip
     print("(CPU s per s: CPU time per wall second of the least served rank; 1 thread can use 1)")
-    best = max(samples["ddp_cap25"], samples["ddp_cap1"])
-    print(f"\n2 ranks (best DDP) vs 1 rank × 2 threads: {best / samples['1x2_b512']:.2f}×")
-    hidden = med["blocking"] - med["ddp_cap1"]
-    print(f"overlap: buckets of 1 MB save {1e3 * hidden:.2f} ms per step vs the blocking "
-          f"all-reduce ({100 * hidden / med['blocking']:.1f}% of its step)")  # fmt: skip
+    print("\nCPU time per step (the rank that used least), and the ratio it implies when each")
+    print("rank has a core of its own: 2 · CPU(1 rank × 1 thread) / CPU(2-rank configuration)")
+    print("| configuration | CPU ms per step | implied vs 1 rank × 1 thread |")
+    print("| --- | ---: | ---: |")
+    for k, label in labels.items():
+        if k != "1x2_b512":
+            implied = (2 if k != "1x1_b256" else 1) * cpus["1x1_b256"] / cpus[k]
+            print(f"| {label} | {1e3 * cpus[k]:.1f} | {implied:.2f}× |")
+    ratios = {k: samples[k] / base for k in labels}
+    ratios |= {"cpu_implied_" + k: 2 * cpus["1x1_b256"] / cpus[k] for k in labels if "x" not in k}
+    ratios["ddp_vs_1x2"] = samples["ddp"] / samples["1x2_b512"]
+    ratios["overlap1_vs_blocking"] = samples["ddp_overlap1"] / samples["ddp"]
+    ratios["overlap25_vs_blocking"] = samples["ddp_overlap25"] / samples["ddp"]
+    ratios["sync_ms"] = 1e3 * sync["ddp"]
+    ratios["sync_cpu_ms"] = 1e3 * sync_cpu["ddp"]
+    ratios["cpu_ms_1x1"] = 1e3 * cpus["1x1_b256"]
+    ratios["cpu_ms_alone"] = 1e3 * cpus["alone"]
+    ratios["cpu_ms_ddp"] = 1e3 * cpus["ddp"]
+    ratios["alone_step_vs_1x1"] = med["alone"] / med["1x1_b256"]
+    print(f"\n2 ranks (DDP) vs 1 rank × 2 threads: {ratios['ddp_vs_1x2']:.2f}×")
+    print(f"overlap vs all-reduce after backward: {ratios['overlap1_vs_blocking']:.2f}× (1 MB "
+          f"buckets), {ratios['overlap25_vs_blocking']:.2f}× (25 MB)")  # fmt: skip
+    print(f"DDP after backward (barrier, all-reduce, .grad): {ratios['sync_ms']:.2f} ms per "
+          f"step of {1e3 * med['ddp']:.1f} ({ratios['sync_cpu_ms']:.2f} ms of CPU)")  # fmt: skip
+    print(f"compute with both cores busy: a rank alone takes {ratios['alone_step_vs_1x1']:.2f}× "
+          f"the step of 1 rank × 1 thread on an idle core: the ceiling for 2 ranks is "
+          f"{ratios['alone']:.2f}×")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(ratios))
 
+    if args.skip_fit:
+        return
     points: list[tuple[int, int, float]] = []
     for n in (2, 3, 4):
         for m, v in run_job(n, "allreduce", 1, args.blocks, 1).items():

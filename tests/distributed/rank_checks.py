@@ -36,7 +36,8 @@ def main() -> None:
     # DDP: gradient accumulation with no_sync (two local passes, then a synced one), many
     # small buckets, and the order in which the buckets start.
     net = nn.MLP(3, [5, 4], 2, dtype=np.float64, rng=np.random.default_rng(rank))
-    model = DistributedDataParallel(net, bucket_cap_mb=1e-5)  # one parameter per bucket
+    # One parameter per bucket, all-reduced from the hooks during backward (overlap=True).
+    model = DistributedDataParallel(net, bucket_cap_mb=1e-5, overlap=True)
     data = np.random.default_rng(7)
     xs = [data.normal(size=(world * 2, 3)) for _ in range(3)]
     ys = [data.integers(0, 2, size=world * 2) for _ in range(3)]

@@ -4,6 +4,8 @@
 - ``kill``: rank 1 kills itself with SIGKILL in its third step.
 - ``structure``: rank 1 builds a model with a different hidden layer.
 - ``partial``: the last rank skips an all_reduce the others call and works on (timeout 2 s).
+- ``ddp_partial`` / ``ddp_partial_overlap``: the last rank skips a DDP backward pass the
+  others run (timeout 2 s), with the all-reduce after backward or overlapped with it.
 - ``forever``: every rank trains for ever (the test interrupts it with Ctrl-C).
 """
 
@@ -23,7 +25,8 @@ def main() -> None:
     from chainrule.nn.parallel import DistributedDataParallel
 
     fault = sys.argv[1]
-    dist.init_process_group("mpi", timeout=2 if fault == "partial" else 600)
+    partial = fault.startswith(("partial", "ddp_partial"))
+    dist.init_process_group("mpi", timeout=2 if partial else 600)
     rank, world = dist.get_rank(), dist.get_world_size()
     print(f"rank {rank} ready pid {os.getpid()}", flush=True)
     if fault == "partial":
@@ -34,7 +37,14 @@ def main() -> None:
             time.sleep(20)  # busy elsewhere, past the others' deadline
         return
     hidden = [9] if fault == "structure" and rank == 1 else [8]
-    model = DistributedDataParallel(nn.MLP(4, hidden, 2))
+    model = DistributedDataParallel(nn.MLP(4, hidden, 2), overlap=fault.endswith("overlap"))
+    if partial:
+        x = Tensor(np.ones((4, 4), dtype=np.float32))
+        if rank != world - 1:
+            nn.CrossEntropyLoss()(model(x), np.array([0, 1, 0, 1])).backward()
+        else:
+            time.sleep(20)  # busy elsewhere, past the others' deadline
+        return
     opt = optim.SGD(model.parameters(), lr=0.1)
     step = 0
     while True:

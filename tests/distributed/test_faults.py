@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from .mpi_helpers import HERE, env, mpiexec, run_ranks
 
 
@@ -42,6 +44,19 @@ def test_a_collective_some_ranks_skip_times_out_naming_the_op_and_the_ranks() ->
     assert time.monotonic() - start < 30
     assert r.returncode != 0
     assert "all_reduce (collective #1 of the process group) timed out after 2 s" in r.stderr
+    assert "rank(s) [0, 1] called it; rank(s) [2] did not call it" in r.stderr
+
+
+@pytest.mark.parametrize("fault", ["ddp_partial", "ddp_partial_overlap"])
+def test_a_ddp_backward_some_ranks_skip_times_out_naming_the_op_and_the_ranks(
+    fault: str,
+) -> None:
+    start = time.monotonic()
+    r = run_ranks(3, "rank_faults.py", fault, timeout=60)
+    assert time.monotonic() - start < 30
+    assert r.returncode != 0
+    assert "DistributedDataParallel gradient all_reduce (collective #" in r.stderr
+    assert "timed out after 2 s" in r.stderr
     assert "rank(s) [0, 1] called it; rank(s) [2] did not call it" in r.stderr
 
 

@@ -206,8 +206,10 @@ def test_devices_for_cpu_only_code() -> None:
     assert model.weight.device == dev
     with pytest.raises(RuntimeError, match="not available"):
         cr.ones(2).to("cuda")
-    with pytest.raises(RuntimeError, match="not available"):
-        cr.device("cuda:0")
+    # A device is only a name, as in PyTorch: making one needs no GPU, using it does.
+    assert repr(cr.device("cuda:0")) == repr(torch.device("cuda:0"))
+    with pytest.raises(RuntimeError, match=r"not available.*chainrule\[cuda\]"):
+        cr.zeros(2, device=cr.device("cuda:0"))
 
 
 # -- top-level math ---------------------------------------------------------------------

@@ -135,7 +135,19 @@ def register(sub: Any) -> None:
         "--nproc", type=_int_at_least(1, "a positive integer"), default=1,
         help="train on N processes with MPI (starts mpiexec; --batch-size is per process)",
     )  # fmt: skip
+    p.add_argument(
+        "--device", type=_device_name, default="cpu",
+        help="where to train: cpu (NumPy) or cuda / cuda:N (CuPy on an NVIDIA GPU: "
+        "pip install 'chainrule[cuda]')",
+    )  # fmt: skip
     p.set_defaults(func=run)
+
+
+def _device_name(text: str) -> str:
+    kind, colon, index = text.partition(":")
+    if kind not in ("cpu", "cuda") or (colon and not index.isdigit()) or (kind == "cpu" and colon):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+    return text
 
 
 OVERRIDES = ("hidden", "activation", "epochs", "batch_size", "optimizer", "lr", "weight_decay",
@@ -154,6 +166,7 @@ class Prepared:
     threads: int | Literal["auto"] = "auto"
     history: list[EpochMetrics] = field(default_factory=list)
     compile: bool = False  # train through chainrule.compile
+    device: str = "cpu"  # where the model is (and the batches go): 'cpu', 'cuda:0'...
 
 
 def prepare(
@@ -163,17 +176,25 @@ def prepare(
     plots: bool,
     threads: int | Literal["auto"],
     check_out: bool = True,
+    device: str = "cpu",
 ) -> Prepared:
-    """Check everything and build the model; raise ``UsageError`` for bad input.
+    """Check everything and build the model (on ``device``); raise ``UsageError`` for bad
+    input, including a GPU that is not available (naming the extra to install).
 
     ``check_out=False`` skips the run folder check (ranks other than 0 write nothing).
     """
     from chainrule.cli import UsageError
     from chainrule.data import dataset_info, load_dataset
+    from chainrule.tensor.device import resolve
     from chainrule.training import build_model, default_config
     from chainrule.training.config import MAX_PARAMETERS, count_parameters
     from chainrule.training.runs import check_new_run_dir, default_run_dir
 
+    try:
+        # First: nothing else is worth checking without it.
+        where = resolve(device, "--device", instead="Train with --device cpu meanwhile.")
+    except RuntimeError as exc:
+        raise UsageError(str(exc)) from None
     try:
         config = default_config(dataset, **overrides)
     except ValueError as exc:
@@ -203,8 +224,8 @@ def prepare(
         splits = load_dataset(config.dataset, seed=config.seed)
     except ImportError as exc:
         raise UsageError(str(exc)) from None
-    model = build_model(config, splits.info)
-    return Prepared(config, splits, model, target, plots, threads)
+    model = build_model(config, splits.info).to(where)  # drawn on the host, then moved
+    return Prepared(config, splits, model, target, plots, threads, device=str(where))
 
 
 def title_of(p: Prepared) -> str:
@@ -243,7 +264,7 @@ def execute(
 
     try:
         world = {} if group is None else {"world_size": group.size}
-        writer = RunWriter(p.out, p.config, {"world_size": 1, **world})
+        writer = RunWriter(p.out, p.config, {"world_size": 1, **world, "device": p.device})
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     console.print(title_of(p), soft_wrap=True)
@@ -358,11 +379,17 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     overrides = {k: getattr(args, k) for k in OVERRIDES}
-    if getattr(args, "compile", False) and (args.nproc > 1 or train_ranks.launched()):
-        from chainrule.cli import UsageError
+    from chainrule.cli import UsageError
 
+    if getattr(args, "compile", False) and (args.nproc > 1 or train_ranks.launched()):
         raise UsageError(
             "--compile traces one process's step (not the all-reduce); use it without --nproc"
+        )
+    device = getattr(args, "device", "cpu")
+    if device != "cpu" and (args.nproc > 1 or getattr(args, "compile", False)):
+        raise UsageError(
+            f"--device {device} trains in one process without --compile (--nproc and "
+            "--compile run NumPy programs on the CPU); drop them, or use --device cpu"
         )
     if train_ranks.launched():  # a rank of `mpiexec -n N chainrule train ...`
         group = train_ranks.join()
@@ -371,7 +398,7 @@ def run(args: argparse.Namespace) -> int:
             return train_ranks.follow(q, group)
     else:
         group = None
-    p = prepare(args.dataset, overrides, args.out, not args.no_plots, args.threads)
+    p = prepare(args.dataset, overrides, args.out, not args.no_plots, args.threads, device=device)
     p.compile = bool(getattr(args, "compile", False))
     if args.nproc > 1 and group is None:  # checked here once, then run on N ranks
         return train_ranks.launch(args.nproc, train_ranks.rank_argv(args, p.out), p.out)

@@ -127,7 +127,10 @@ class Checkpoint(dict[str, np.ndarray]):
 
 
 def _to_array(name: str, value: Any) -> np.ndarray:
-    arr = np.asarray(value)  # a Tensor gives its array through __array__, without a copy
+    from chainrule.tensor.movement import host_array
+
+    # A Tensor's array, or any array: NumPy's as it is, a GPU's copied to host memory.
+    arr = np.asarray(host_array(value))
     if arr.dtype.kind not in "biufc" or arr.dtype.itemsize > 8:
         raise TypeError(
             f"chainrule.save: state['{name}'] has dtype {arr.dtype} ({type(value).__name__}); "

@@ -46,6 +46,9 @@ class Linear(Module):
               variance of the activations from layer to layer through ReLUs: the rule of
               ``MLP``'s default and of the CLI's models.
             - ``'glorot'``: Ω ~ U(±√(6/(in + out))), β = 0, for tanh and sigmoid networks.
+        device: where the parameters live (``'cpu'``, ``'cuda'``; the default device when
+            None). They are drawn on the host and moved, so a seed gives the same initial
+            weights on every device.
 
     Example:
         >>> import numpy as np
@@ -67,7 +70,7 @@ class Linear(Module):
         init: Init = "pytorch",
         device: Any = None,
     ) -> None:
-        devices.set_default_device(device)  # the CPU (others raise)
+        where = devices.target(device, "Linear")  # an unavailable device raises first
         for name, n in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(n, int | np.integer) or isinstance(n, bool) or n <= 0:
                 raise ValueError(f"Linear: {name} must be a positive int, got {n!r}.")
@@ -78,6 +81,9 @@ class Linear(Module):
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dt))
         self.bias = Parameter(np.zeros(self.out_features, dtype=dt)) if bias else None
         self.reset_parameters(init, rng)
+        if where.type != "cpu":
+            # Drawn on the host, then moved: the same initial values on every device.
+            self.to(where)
 
     def reset_parameters(self, init: Init = "pytorch", rng: RNG = None) -> None:
         """Draw new initial values (in place) with the rule ``init`` (see the class doc)."""

@@ -25,7 +25,10 @@ from typing import Any, NamedTuple, Self
 
 import numpy as np
 
-from chainrule.tensor.device import set_default_device
+from chainrule.tensor import device as devices
+from chainrule.tensor.device import CPU, resolve
+from chainrule.tensor.device import device as _device
+from chainrule.tensor.movement import host_array, parse_to
 from chainrule.tensor.primitive import mark_modified
 from chainrule.tensor.tensor import Tensor
 
@@ -139,6 +142,41 @@ class Module:
         for _, p in self.named_parameters():
             yield p
 
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """Keep ``tensor`` as attribute ``name``: state that is not trained (running
+        statistics, masks). ``to()`` moves it with the parameters, and ``state_dict()``
+        includes it unless ``persistent=False``."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(
+                f"register_buffer: the name must be a non-empty string without '.', got {name!r}."
+            )
+        if tensor is not None and (not isinstance(tensor, Tensor) or isinstance(tensor, Parameter)):
+            raise TypeError(
+                f"register_buffer: {name!r} must be a Tensor (not a Parameter) or None, got "
+                f"{type(tensor).__name__}; parameters are found as attributes without registering."
+            )
+        vars(self).setdefault("_buffers", {})[name] = bool(persistent)
+        setattr(self, name, tensor)
+
+    def named_buffers(self) -> Iterator[tuple[str, Tensor]]:
+        """(name, buffer) pairs of this module and its submodules (None buffers skipped)."""
+        for prefix, module in self.named_modules():
+            for name in _buffer_names(module):
+                buf = vars(module).get(name)
+                if buf is not None:
+                    yield (f"{prefix}.{name}" if prefix else name), buf
+
+    def buffers(self) -> Iterator[Tensor]:
+        for _, b in self.named_buffers():
+            yield b
+
+    def _persistent_buffers(self) -> Iterator[tuple[str, Tensor]]:
+        for prefix, module in self.named_modules():
+            for name, persistent in vars(module).get("_buffers", {}).items():
+                buf = vars(module).get(name)
+                if persistent and buf is not None:
+                    yield (f"{prefix}.{name}" if prefix else name), buf
+
     # -- modes and gradients ----------------------------------------------------------------
 
     def train(self, mode: bool = True) -> Self:
@@ -161,27 +199,53 @@ class Module:
                 mark_modified(p.grad)  # a graph that saved this .grad is now stale
 
     def to(self, *args: Any, **kwargs: Any) -> Self:
-        """``to(device)`` (the CPU: nothing moves) or ``to(dtype)``: every parameter's
-        array converted in place (the Parameter objects are kept); returns self."""
-        dtype = kwargs.pop("dtype", None)
-        device = kwargs.pop("device", None)
-        for a in args:
-            if isinstance(a, str) or type(a).__name__ == "device":
-                device = a
-            else:
-                dtype = a
-        if device is not None:
-            set_default_device(device)  # raises for a device other than the CPU
-        if dtype is not None:
-            dt = np.dtype(dtype)
-            for p in self.parameters():
-                if p.dtype != dt:
-                    p._data = p._data.astype(dt)
-                    mark_modified(p)
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)``: move (and cast) this module's
+        parameters and buffers; returns self.
+
+        As PyTorch's ``Module.to``: each Parameter keeps its identity (its array, and its
+        ``.grad``'s, are replaced in place), so an optimiser built before the move still
+        holds the model's parameters; buffers are replaced by new tensors. Only
+        floating-point arrays change dtype (integer buffers keep theirs).
+        """
+        dev, dtype = parse_to(args, kwargs, "Module.to")
+        where = resolve(dev, "Module.to") if dev is not None else None
+        dt = None if dtype is None else np.dtype(dtype)
+        if dt is not None and dt.kind not in "fc":
+            raise TypeError(
+                f"Module.to: only floating-point dtypes can be given, got {dt}; integer "
+                "parameters and buffers keep their dtype."
+            )
+        for p in self.parameters():
+            new = _converted(p._data, where, dt)
+            if new is not p._data:
+                # (An array handed out before, .numpy(), is no longer this tensor's memory.)
+                p._data, p._fp = new, None
+                mark_modified(p)
+            if p.grad is not None:
+                g = _converted(p.grad._data, where, dt)
+                if g is not p.grad._data:
+                    p.grad._data, p.grad._fp = g, None
+                    mark_modified(p.grad)
+        for module in self.modules():
+            for name in _buffer_names(module):
+                buf = vars(module)[name]
+                if buf is not None:
+                    new = _converted(buf._data, where, dt)
+                    if new is not buf._data:
+                        moved = Tensor._wrap(new)
+                        moved._requires_grad = buf._requires_grad
+                        moved.name = buf.name
+                        vars(module)[name] = moved
         return self
 
     def cpu(self) -> Self:
-        return self
+        """Move the parameters and buffers to host memory (``to("cpu")``)."""
+        return self.to(CPU)
+
+    def cuda(self, device: Any = None) -> Self:
+        """Move the parameters and buffers to GPU ``device`` (an index; the current GPU by
+        default). Raises, naming the extra to install, when CuPy or a GPU is missing."""
+        return self.to(_device("cuda") if device is None else _device("cuda", device))
 
     def float(self) -> Self:
         return self.to(np.float32)
@@ -192,12 +256,14 @@ class Module:
     # -- saving and loading -----------------------------------------------------------------
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """A snapshot: name -> a copy of each parameter's array (later steps don't change it).
+        """A snapshot: name -> a NumPy copy of each parameter's and persistent buffer's
+        array (later steps don't change it), in host memory whatever the device.
 
         Tied parameters appear under each of their names. Save it with
-        ``np.savez(path, **model.state_dict())``.
+        ``chainrule.save(model.state_dict(), path)``.
         """
-        return {name: p._data.copy() for name, p in self._all_named_parameters()}
+        own = [*self._all_named_parameters(), *self._persistent_buffers()]
+        return {name: _host_copy(t._data) for name, t in own}
 
     def load_state_dict(self, state_dict: Any, strict: bool = True) -> IncompatibleKeys:
         """Copy the arrays of ``state_dict`` into the parameters, in place.
@@ -210,8 +276,9 @@ class Module:
         Returns:
             The missing and unexpected names (empty lists when ``strict``).
         """
-        own = dict(self._all_named_parameters())
-        given = {k: (v._data if isinstance(v, Tensor) else v) for k, v in state_dict.items()}
+        own: dict[str, Tensor] = dict(self._all_named_parameters())
+        own.update(self._persistent_buffers())
+        given = {k: (host_array(v) if isinstance(v, Tensor) else v) for k, v in state_dict.items()}
         missing = [k for k in own if k not in given]
         unexpected = [k for k in given if k not in own]
         problems: list[str] = []
@@ -233,7 +300,7 @@ class Module:
                 problems.append(
                     f"shape mismatch for {name!r}: model {p.shape}, state dict {value.shape}"
                 )
-            elif value.dtype != p.dtype:
+            elif value.dtype != devices.host_dtype(p._data):
                 problems.append(
                     f"dtype mismatch for {name!r}: model {p.dtype}, state dict {value.dtype}"
                 )
@@ -247,7 +314,10 @@ class Module:
             )
         for name, p in own.items():
             if name in given:
-                np.copyto(p._data, given[name])
+                if type(p._data) is np.ndarray:
+                    np.copyto(p._data, given[name])
+                else:  # into the device's array, in place (views of it stay valid)
+                    p._data[...] = devices.move(given[name], devices.device_of(p._data))
                 mark_modified(p)  # a graph recorded before the load is now stale
         return IncompatibleKeys(missing, unexpected)
 
@@ -267,3 +337,28 @@ class Module:
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines) + "\n)"
+
+
+def _buffer_names(module: Module) -> list[str]:
+    return list(vars(module).get("_buffers", ()))
+
+
+def _host_copy(array: Any) -> np.ndarray:
+    """A NumPy copy of ``array`` (a device's array is copied to the host anyway)."""
+    return array.copy() if type(array) is np.ndarray else host_array(array)
+
+
+def _converted(array: Any, where: Any, dt: np.dtype[Any] | None) -> Any:
+    """``array`` on device ``where`` (None: where it is) and, if it is floating-point, in
+    dtype ``dt`` (None: its own); ``array`` itself when nothing changes."""
+    out = array
+    if dt is not None:
+        have = devices.host_dtype(out)
+        if have.kind in "fc" and have != dt:
+            if isinstance(out.dtype, np.dtype):  # NumPy and CuPy arrays cast where they are
+                out = out.astype(dt)
+            else:  # another library's dtypes: cast on the host, then put back
+                out = devices.move(host_array(out).astype(dt), devices.device_of(out))
+    if where is not None:
+        out = devices.move(out, where)
+    return out

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.optim.arrays import ufuncs
 from chainrule.optim.optimizer import Optimizer, ParamGroup, Params, _require
 
 
@@ -71,15 +72,16 @@ class Adam(Optimizer):
         group: ParamGroup,
         tmp: list[np.ndarray],
     ) -> None:
+        xp = np if type(p) is np.ndarray else ufuncs(p)  # (NumPy first: no call)
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]
         a, b = tmp
         if not state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros_like(p)
-            state["exp_avg_sq"] = np.zeros_like(p)
+            state["exp_avg"] = xp.zeros_like(p)
+            state["exp_avg_sq"] = xp.zeros_like(p)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(p)
+                state["max_exp_avg_sq"] = xp.zeros_like(p)
         state["step"] += 1
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
@@ -88,24 +90,24 @@ class Adam(Optimizer):
             if self._decoupled:
                 p *= 1 - lr * wd
             else:
-                np.multiply(p, wd, out=a)
+                xp.multiply(p, wd, out=a)
                 a += g
                 g = a
-        np.subtract(g, m, out=b)  # m ← m + (1 - β₁)(g - m), PyTorch's lerp
+        xp.subtract(g, m, out=b)  # m ← m + (1 - β₁)(g - m), PyTorch's lerp
         b *= 1 - beta1
         m += b
         v *= beta2
-        np.multiply(g, g, out=b)
+        xp.multiply(g, g, out=b)
         b *= 1 - beta2
         v += b
         if group["amsgrad"]:
-            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             v = state["max_exp_avg_sq"]
         step_size = lr / (1 - beta1**t)
-        np.sqrt(v, out=b)  # the denominator √v / √(1 - β₂ᵗ) + ε, built in b
+        xp.sqrt(v, out=b)  # the denominator √v / √(1 - β₂ᵗ) + ε, built in b
         b /= math.sqrt(1 - beta2**t)
         b += eps
-        np.divide(m, b, out=b)
+        xp.divide(m, b, out=b)
         b *= -step_size
         p += b
 

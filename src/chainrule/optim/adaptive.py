@@ -6,14 +6,16 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.optim.arrays import ufuncs
 from chainrule.optim.optimizer import Optimizer, ParamGroup, Params, _require
 
 
 def _decayed(p: np.ndarray, grad: np.ndarray, wd: float, a: np.ndarray) -> np.ndarray:
     """g + λ θ (an L2 penalty) in the scratch array ``a``, or g itself (never written)."""
+    xp = np if type(p) is np.ndarray else ufuncs(p)
     if wd == 0:
         return grad
-    np.multiply(p, wd, out=a)
+    xp.multiply(p, wd, out=a)
     a += grad
     return a
 
@@ -74,33 +76,34 @@ class RMSprop(Optimizer):
         group: ParamGroup,
         tmp: list[np.ndarray],
     ) -> None:
+        xp = np if type(p) is np.ndarray else ufuncs(p)  # (NumPy first: no call)
         alpha, eps, mu = group["alpha"], group["eps"], group["momentum"]
         g = _decayed(p, grad, group["weight_decay"], tmp[0])
         if "square_avg" not in state:
             state["step"] = 0
-            state["square_avg"] = np.zeros_like(p)
+            state["square_avg"] = xp.zeros_like(p)
             if group["centered"]:
-                state["grad_avg"] = np.zeros_like(p)
+                state["grad_avg"] = xp.zeros_like(p)
             if mu > 0:
-                state["momentum_buffer"] = np.zeros_like(p)
+                state["momentum_buffer"] = xp.zeros_like(p)
         state["step"] += 1
         v = state["square_avg"]
         d = tmp[1]
         v *= alpha
-        np.multiply(g, g, out=d)
+        xp.multiply(g, g, out=d)
         d *= 1 - alpha
         v += d
         if group["centered"]:
             m = state["grad_avg"]
             m *= alpha
             m += (1 - alpha) * g
-            np.multiply(m, m, out=d)
-            np.subtract(v, d, out=d)
-            np.sqrt(d, out=d)
+            xp.multiply(m, m, out=d)
+            xp.subtract(v, d, out=d)
+            xp.sqrt(d, out=d)
         else:
-            np.sqrt(v, out=d)
+            xp.sqrt(v, out=d)
         d += eps
-        np.divide(g, d, out=d)  # g / (√v + ε)
+        xp.divide(g, d, out=d)  # g / (√v + ε)
         if mu > 0:
             buf = state["momentum_buffer"]
             buf *= mu
@@ -158,17 +161,18 @@ class Adagrad(Optimizer):
         group: ParamGroup,
         tmp: list[np.ndarray],
     ) -> None:
+        xp = np if type(p) is np.ndarray else ufuncs(p)  # (NumPy first: no call)
         g = _decayed(p, grad, group["weight_decay"], tmp[0])
         if "sum" not in state:
             state["step"] = 0
-            state["sum"] = np.full_like(p, group["initial_accumulator_value"])
+            state["sum"] = xp.full_like(p, group["initial_accumulator_value"])
         state["step"] += 1
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         s, d = state["sum"], tmp[1]
-        np.multiply(g, g, out=d)
+        xp.multiply(g, g, out=d)
         s += d
-        np.sqrt(s, out=d)
+        xp.sqrt(s, out=d)
         d += group["eps"]
-        np.divide(g, d, out=d)
+        xp.divide(g, d, out=d)
         d *= clr
         p -= d

@@ -7,6 +7,9 @@ run backward after it raises an error instead of giving gradients for the old va
 
 Updates run on the NumPy arrays with ``out=`` and per-parameter scratch buffers that are
 allocated once: a step records nothing (no graph) and allocates nothing after the first.
+On a GPU they run on its arrays (``chainrule.optim.arrays``); the state follows the
+parameters: after ``model.to(device)`` the next step moves each parameter's state (the
+momentum, Adam's averages) to the parameter's device first.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.optim.arrays import ufuncs
 from chainrule.tensor import grad_mode
+from chainrule.tensor.device import device_of, host_dtype, move, to_host
 from chainrule.tensor.primitive import mark_modified
 from chainrule.tensor.tensor import Tensor
 
@@ -138,7 +143,15 @@ class Optimizer(ABC):
                     if s is None:
                         s = state[p] = {}
                     bufs = scratch.get(id(p))
-                    if bufs is None or len(bufs) < needed:
+                    if (
+                        bufs is None
+                        or len(bufs) < needed
+                        or type(bufs[0]) is not type(data)
+                        or (type(data) is not np.ndarray and not _same_device(bufs[0], data))
+                    ):
+                        # First step, or the parameter moved (Module.to) or was loaded:
+                        # its state goes where it is, new scratch arrays are made there.
+                        self._follow(p, s)
                         bufs = self._buffers(p, needed)
                     update(data, grad, s, group, bufs)
                     updated.append(p)
@@ -165,9 +178,18 @@ class Optimizer(ABC):
         """Scratch arrays of p's shape, allocated on the first step and reused after; only
         as many as the update needs (each is as large as the parameter)."""
         bufs = self._scratch.setdefault(id(p), [])
+        xp = ufuncs(p._data)
         while len(bufs) < needed:
-            bufs.append(np.empty_like(p._data))
+            bufs.append(xp.empty_like(p._data))
         return bufs
+
+    def _follow(self, p: Tensor, state: dict[str, Any]) -> None:
+        """Move ``p``'s state arrays to where ``p`` is now, and drop its scratch arrays."""
+        where = device_of(p._data)
+        for key, value in state.items():
+            if not isinstance(value, int | float | bool | str) and hasattr(value, "shape"):
+                state[key] = move(value, where)
+        self._scratch.pop(id(p), None)
 
     # -- saving and loading ------------------------------------------------------------------
 
@@ -186,8 +208,7 @@ class Optimizer(ABC):
                 ids.append(index[id(p)])
             groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
         state = {
-            index[id(p)]: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
-            for p, s in self.state.items()
+            index[id(p)]: {k: _snapshot(v) for k, v in s.items()} for p, s in self.state.items()
         }
         return {"state": state, "param_groups": groups}
 
@@ -234,7 +255,7 @@ class Optimizer(ABC):
             own.update({k: v for k, v in saved.items() if k != "params"})
         self.state = {
             params[i]: {
-                k: (v.astype(params[i].dtype, copy=True) if isinstance(v, np.ndarray) else v)
+                k: (v.astype(host_dtype(params[i]._data)) if isinstance(v, np.ndarray) else v)
                 for k, v in s.items()
             }
             for i, s in saved_state.items()
@@ -246,6 +267,20 @@ class Optimizer(ABC):
             lines.append(f"Parameter Group {k}")
             lines += [f"    {key}: {v}" for key, v in sorted(group.items()) if key != "params"]
         return "\n".join([*lines, ")"])
+
+
+def _same_device(a: Any, b: Any) -> bool:
+    return device_of(a) == device_of(b)
+
+
+def _snapshot(value: Any) -> Any:
+    """A NumPy copy of a state array (a GPU's is copied to the host), other values as they
+    are."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if not isinstance(value, int | float | bool | str) and hasattr(value, "shape"):
+        return to_host(value)
+    return value
 
 
 def _require(op: str, name: str, value: Any, ok: Callable[[Any], bool], rule: str) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.optim.arrays import ufuncs
 from chainrule.optim.optimizer import Optimizer, ParamGroup, Params, _require
 
 
@@ -81,31 +82,32 @@ class SGD(Optimizer):
         group: ParamGroup,
         tmp: list[np.ndarray],
     ) -> None:
+        xp = np if type(p) is np.ndarray else ufuncs(p)  # (NumPy first: no call)
         lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
         a = tmp[0]
         d = grad  # never written: .grad belongs to the user
         if wd != 0:
-            np.multiply(p, wd, out=a)
+            xp.multiply(p, wd, out=a)
             a += d
             d = a
         if mu != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = d.copy()
+                buf = state["momentum_buffer"] = xp.copy(d)
             else:
                 buf *= mu
                 if group["dampening"] == 0:
                     buf += d
                 else:
                     b = tmp[1]
-                    np.multiply(d, 1 - group["dampening"], out=b)
+                    xp.multiply(d, 1 - group["dampening"], out=b)
                     buf += b
             if group["nesterov"]:
                 b = tmp[1]
-                np.multiply(buf, mu, out=b)
+                xp.multiply(buf, mu, out=b)
                 b += d
                 d = b
             else:
                 d = buf
-        np.multiply(d, lr, out=a)  # a may be d itself: elementwise, so safe
+        xp.multiply(d, lr, out=a)  # a may be d itself: elementwise, so safe
         p -= a

@@ -300,6 +300,11 @@ def _store_array_grads(found: list[tuple[Tensor, np.ndarray]]) -> None:
     """Add the gradients of a normal backward pass (arrays) to the tensors' ``.grad``."""
     stored: set[int] = set()
     for t, g in found:
+        if _grad_stores:
+            store = _grad_stores.get(id(t))
+            if store is not None:  # .grad lives in memory its owner manages (DDP's buckets)
+                store(t, g)
+                continue
         # A gradient array may be a view, or be shared with another tensor (the rule of
         # `+` passes g on unchanged): give .grad its own memory before anyone updates it.
         # (Read-only arrays come only from hooks, which copy them: no flags check here.)
@@ -329,6 +334,33 @@ def _store_graph_grads(found: list[tuple[Tensor, Any]]) -> None:
                 t.grad = t.grad + gt
     if _post_accumulate_hooks:
         _run_post_accumulate_hooks(found)
+
+
+# Leaves whose .grad another component stores itself: ``store(t, g)`` replaces the add to
+# ``.grad`` of a normal (array) backward pass. DistributedDataParallel keeps each .grad as a
+# view into a flat all-reduce buffer, so the gradient must be written into that memory, not
+# bound to a new array. Keyed by id, as the post-accumulate hooks below; one per tensor.
+_grad_stores: dict[int, Callable[[Tensor, np.ndarray], None]] = {}
+
+
+def register_grad_store(t: Tensor, store: Callable[[Tensor, np.ndarray], None]) -> RemovableHandle:
+    """Let ``store(t, g)`` put the leaf ``t``'s gradient ``g`` of each array backward pass
+    into ``t.grad`` (instead of ``t.grad = t.grad + g``). ``g`` may be shared with other
+    tensors: read it, never keep or change it. A recorded pass (``create_graph``) still
+    binds a new ``.grad``."""
+    if t._ctx is not None or not t._requires_grad:
+        raise RuntimeError(
+            "register_grad_store: only a leaf tensor that requires grad has its .grad "
+            "accumulated by backward()."
+        )
+    if id(t) in _grad_stores:
+        raise RuntimeError(
+            f"register_grad_store: the {describe(t)} already has a gradient store (one "
+            "DistributedDataParallel per parameter); remove the first one's handle."
+        )
+    _grad_stores[id(t)] = store
+    weakref.finalize(t, _grad_stores.pop, id(t), None)
+    return RemovableHandle(_grad_stores, id(t))
 
 
 # Hooks that run after a leaf's .grad was updated (register_post_accumulate_grad_hook),

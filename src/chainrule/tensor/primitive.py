@@ -146,8 +146,9 @@ class Primitive:
         residual = None
         if self.residual:
             out, residual = out
-        if type(out) is not _ndarray and not foreign:
-            out = np.asarray(out)  # NumPy returns scalars from 0-d computations
+        if type(out) is not np.ndarray and isinstance(out, _HOST_RESULTS):
+            # NumPy returns scalars from 0-d computations (arrays of other libraries stay)
+            out = np.asarray(out)
         assert tensor_type is not None
         t = tensor_type._wrap(out)
         checking = _anomaly_enabled()
@@ -157,7 +158,7 @@ class Primitive:
             prev
             and _grad_enabled()
             and self.differentiable
-            and (backend.is_floating(out.dtype) if foreign else out.dtype.kind == "f")
+            and (out.dtype.kind == "f" if type(out) is np.ndarray else _floating(out))
         ):
             t._requires_grad = True
             t._prev = tuple(prev)
@@ -407,6 +408,15 @@ def _foreign_array(a: Any) -> bool:
 _grad_enabled = grad_mode._enabled.get  # (bound once: read by every operation)
 _anomaly_enabled = anomaly._enabled.get
 _NO_KWARGS: dict[str, Any] = {}  # never written to
+# Results that Primitive.__call__ makes an ndarray of (NumPy's 0-d scalars, subclasses).
+_HOST_RESULTS = (np.ndarray, np.generic, float, int)
+
+
+def _floating(out: Any) -> bool:
+    """Whether another library's array (a device's) holds floats: it may get a gradient."""
+    from chainrule.tensor.device import host_dtype
+
+    return host_dtype(out).kind == "f"
 
 
 def _positional(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:

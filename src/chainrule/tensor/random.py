@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.tensor import device as devices
+
 
 def _fresh_seed() -> int:
     """A seed from the OS's entropy (63 bits, as PyTorch's seeds fit an int64)."""
@@ -91,8 +93,13 @@ _default = DefaultGenerator()
 
 
 def manual_seed(seed: int) -> DefaultGenerator:
-    """Reset the default generator to ``seed`` (as ``torch.manual_seed`` does); returns it."""
-    return _default.manual_seed(seed)
+    """Reset the default generator to ``seed`` (as ``torch.manual_seed`` does); returns it.
+
+    Also seeds the generators of the device libraries in use (CuPy's on every GPU), as
+    ``torch.manual_seed`` seeds CUDA's."""
+    gen = _default.manual_seed(seed)
+    devices.seed_devices(int(seed))
+    return gen
 
 
 def seed() -> int:

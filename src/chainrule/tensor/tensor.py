@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 import chainrule.tensor.primitive as primitive  # the module (the package exports a function)
-from chainrule.tensor import backend, dtypes, grad_mode
+from chainrule.tensor import backend, dtypes, grad_mode, movement
+from chainrule.tensor import device as devices
 from chainrule.tensor.grad_fn import GradFn
 from chainrule.tensor.methods import TensorMethods, _index
 
@@ -205,10 +206,13 @@ class Tensor(TensorMethods):
         return int(self._data.shape[0])
 
     def numpy(self) -> np.ndarray:
-        """The NumPy array (shared memory: writing to it changes the tensor); for another
-        array library's data, a NumPy copy of it."""
+        """The NumPy array (shared memory: writing to it changes the tensor). A tensor on a
+        GPU raises: copy it to the host first (``t.cpu().numpy()``). Another library's array
+        in host memory (array-api-strict's on its CPU device) is given as a NumPy copy."""
         data: Any = self._data
-        if not isinstance(data, np.ndarray | np.generic):
+        if type(data) is not np.ndarray and not isinstance(data, np.generic):
+            if not devices.on_host(data):
+                raise movement.not_on_host(self, "Tensor.numpy")
             return backend.to_numpy(data)
         if self._fp is None:
             primitive.mark_handed_out(self)
@@ -221,13 +225,16 @@ class Tensor(TensorMethods):
                 f"Tensor.item: only a one-element tensor converts to a number; this one has "
                 f"shape {self.shape}. Reduce it first (e.g. .sum() or .mean())."
             )
-        return self.numpy().item()  # type: ignore[no-any-return]
+        return movement.host_array(self._data).item()  # type: ignore[no-any-return]
 
     def tolist(self) -> Any:
-        return self.numpy().tolist()
+        return movement.host_array(self._data).tolist()
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        return self._data if dtype is None else self._data.astype(dtype)
+        data = self._data
+        if type(data) is not np.ndarray and not devices.on_host(data):
+            raise movement.not_on_host(self, "np.asarray(tensor)")
+        return data if dtype is None else data.astype(dtype)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -247,9 +254,14 @@ class Tensor(TensorMethods):
             yield self[i]
 
     def __repr__(self) -> str:
-        body = np.array2string(backend.to_numpy(self._data), separator=", ", prefix="Tensor(")
-        usual = isinstance(self.dtype, np.dtype) and self.dtype in (np.float32, np.int64, np.bool_)
-        extra = "" if usual else f", dtype={self.dtype}"
+        host = movement.host_array(self._data)
+        body = np.array2string(host, separator=", ", prefix="Tensor(")
+        extra = (
+            f", dtype={host.dtype}" if host.dtype not in (np.float32, np.int64, np.bool_) else ""
+        )
+        where = devices.device_of(self._data)
+        if where.type != "cpu":
+            extra = f", device='{where}'" + extra
         if self._ctx is not None:
             extra += f", grad_fn={self.grad_fn!r}"
         elif self._requires_grad:
@@ -268,7 +280,7 @@ class Tensor(TensorMethods):
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         """Start (or stop) recording operations on this leaf tensor; returns it."""
-        if flag and not dtypes.is_differentiable(self.dtype):
+        if flag and not dtypes.is_differentiable(devices.host_dtype(self._data)):
             raise TypeError(
                 f"requires_grad: only floating-point tensors can require gradients; this one "
                 f"is {self.dtype}. An integer-valued function is piecewise constant, so its "

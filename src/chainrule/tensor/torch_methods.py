@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from chainrule.tensor import backend, ops
+from chainrule.tensor import backend, movement, ops
 from chainrule.tensor import device as devices
 from chainrule.tensor.primitive import defvjp, primitive
 
@@ -132,11 +132,16 @@ class TorchMethods:
         xp = backend.array_namespace(self._data)  # (NumPy, or the data's own library)
         pick = xp.argmax if which == "max" else xp.argmin
         if self._data.ndim == 0:
-            return MaxMin(ops.reshape(self, ()), _wrap(xp.zeros((), dtype=xp.int64)))
+            return MaxMin(
+                ops.reshape(self, ()), _wrap(xp.zeros((), dtype=xp.int64, **backend.on(self)))
+            )
         dim %= self._data.ndim
         indices = xp.astype(xp.expand_dims(pick(self._data, axis=dim), axis=dim), xp.int64)
         index: list[Any] = [  # 0..n-1 along each axis (NumPy's np.indices(sparse=True))
-            xp.reshape(xp.arange(n), tuple(-1 if a == k else 1 for a in range(indices.ndim)))
+            xp.reshape(
+                xp.arange(n, **backend.on(self)),
+                tuple(-1 if a == k else 1 for a in range(indices.ndim)),
+            )
             for k, n in enumerate(indices.shape)
         ]
         index[dim] = indices
@@ -183,42 +188,51 @@ class TorchMethods:
 
     @property
     def device(self) -> devices.device:
-        """Where the data lives: always the CPU (NumPy)."""
-        return devices.CPU
+        """Where the data lives: ``device('cpu')`` for NumPy, ``device('cuda', N)`` for a
+        CuPy array on GPU N (see ``chainrule.tensor.device``)."""
+        return devices.device_of(self._data)
 
     @property
     def is_cuda(self) -> builtins.bool:
-        return False
+        return devices.device_of(self._data).type == "cuda"
+
+    @property
+    def is_cpu(self) -> builtins.bool:
+        return devices.device_of(self._data).type == "cpu"
 
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(other_tensor)``: this
-        tensor itself when nothing changes, else a copy in the new dtype (recorded)."""
-        dtype = kwargs.pop("dtype", None)
-        kwargs.pop("non_blocking", None)
-        kwargs.pop("copy", None)
-        device = kwargs.pop("device", None)
-        if kwargs:
-            raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
-        for a in args:
-            if hasattr(a, "_data"):
-                dtype = a._data.dtype
-            elif isinstance(a, str | devices.device):
-                device = a
-            else:
-                dtype = a
-        if device is not None:
-            devices.device(device)  # raises for devices this build does not have
-        if dtype is None or np.dtype(dtype) == self._data.dtype:
-            return self  # type: ignore[return-value]
-        return ops.astype(self, np.dtype(dtype))  # type: ignore[no-any-return]
+        tensor itself when nothing changes, else a copy on that device and in that dtype.
+
+        Both are recorded: the gradient flows back to this tensor (to its device, in its
+        dtype). An unavailable device raises an error naming what to install.
+        """
+        dev, dtype = movement.parse_to(args, kwargs, "Tensor.to")
+        out: Tensor = self  # type: ignore[assignment]
+        dt = None if dtype is None else np.dtype(dtype)
+        if dt is not None and type(out._data) is np.ndarray and dt != out._data.dtype:
+            out = ops.astype(out, dt)  # cast where NumPy computes, before a move
+        if dev is not None:
+            out = movement.tensor_to(out, dev, "Tensor.to")
+        if dt is not None and devices.host_dtype(out._data) != dt:
+            out = ops.astype(out, dt)
+        return out
 
     def cpu(self) -> Tensor:
-        """This tensor (its data already lives in the CPU's memory)."""
-        return self  # type: ignore[return-value]
+        """This tensor in host memory (NumPy): itself when it is there already, else a copy
+        (recorded: the gradient goes back to the device)."""
+        return movement.tensor_to(self, devices.CPU, "Tensor.cpu")  # type: ignore[arg-type]
 
-    def cuda(self, *args: Any, **kwargs: Any) -> Tensor:
-        """Raises: this build has no GPU backend (``chainrule.cuda.is_available()`` is False)."""
-        raise devices.no_device("Tensor.cuda", "cuda")
+    def cuda(self, device: Any = None, non_blocking: builtins.bool = False) -> Tensor:
+        """This tensor on GPU ``device`` (an index or ``'cuda:N'``; the current GPU by
+        default). Raises, naming the extra to install, when CuPy or a GPU is missing."""
+        if device is None:
+            dev = devices.device("cuda")
+        elif isinstance(device, int) and not isinstance(device, builtins.bool):
+            dev = devices.device("cuda", device)
+        else:
+            dev = devices.device(device)
+        return movement.tensor_to(self, dev, "Tensor.cuda")  # type: ignore[arg-type]
 
     # -- in-place arithmetic (not recorded; the version counter catches misuse) -----------
 

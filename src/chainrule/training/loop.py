@@ -9,7 +9,9 @@ One epoch is the textbook loop, with chainrule's engine doing the backward pass:
         optimizer.step()                      # θ ← θ - lr · (update from θ.grad)
 
 then the learning-rate schedule steps, and the model is measured on both splits in
-evaluation mode (no dropout, no graph recorded).
+evaluation mode (no dropout, no graph recorded). The batches go to the model's device
+(``x.to(device)``, as in a PyTorch loop): a model moved to a GPU (``model.to("cuda")``)
+trains there; the metrics come back to the host once per step (the loss, to check it).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from chainrule import nn, optim
 from chainrule.data import DataLoader, DatasetInfo, DatasetSplits
 from chainrule.optim.lr_scheduler import CosineAnnealingLR
 from chainrule.tensor import Tensor, no_grad
+from chainrule.tensor.device import CPU, device
 from chainrule.tensor.ops.loss import cross_entropy
 from chainrule.training.config import TrainConfig, check_config
 from chainrule.training.data_parallel import ProcessGroup, data_parallel, shard_step
@@ -118,6 +121,20 @@ def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return np.random.default_rng(init), np.random.default_rng(shuffle)
 
 
+def model_device(model: nn.Module) -> device:
+    """Where the model's parameters are (the CPU for a model without any)."""
+    for p in model.parameters():
+        return p.device
+    return CPU
+
+
+def host_logits(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """The model's outputs for the host rows ``x``, as a NumPy array, computed on the
+    model's device (the rows go there and the outputs come back)."""
+    out = model(Tensor.from_numpy(x).to(model_device(model)))
+    return out.cpu().numpy()  # type: ignore[no-any-return]
+
+
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 2048) -> Evaluation:
     """Mean cross-entropy, accuracy and predictions of ``model`` on ``(x, y)``.
 
@@ -127,13 +144,16 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 2
     was_training = model.training
     model.eval()
     total, preds = 0.0, []
+    where = model_device(model)
     try:
         with no_grad():
             for start in range(0, len(y), batch_size):
-                logits = model(Tensor.from_numpy(x[start : start + batch_size]))
-                target = y[start : start + batch_size]
+                logits = model(Tensor.from_numpy(x[start : start + batch_size]).to(where))
+                target: Any = y[start : start + batch_size]
+                if where.type != "cpu":
+                    target = Tensor.from_numpy(target).to(where)
                 total += float(cross_entropy(logits, target, "sum").item())
-                preds.append(logits.numpy().argmax(axis=1))
+                preds.append(logits.cpu().numpy().argmax(axis=1))
     finally:
         model.train(was_training)
     predictions = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
@@ -235,6 +255,13 @@ def fit(
             "fit: compile=True traces one process's step; with a process_group train "
             "without compile (the all-reduce is not traced)."
         )
+    where = model_device(model)
+    if where.type != "cpu" and (compile or process_group is not None):
+        raise ValueError(
+            f"fit: the model is on {where}; compile=True (a traced NumPy program) and "
+            "process_group (MPI all-reduces of host arrays) train on the CPU only: move the "
+            "model with model.cpu(), or train on the GPU without them."
+        )
     step = _compiled_step(model, optimizer) if compile else None
     history: list[EpochMetrics] = []
     # Overflow warnings would only repeat, less clearly, what TrainingDiverged says.
@@ -277,8 +304,13 @@ def _train_epoch(
 ) -> int:
     model.train()
     correct = seen = steps = 0
+    where = model_device(model)
+    on_host = where.type == "cpu"
     for x, y in loader:
         target = y.numpy()
+        labels: Any = target
+        if not on_host:  # the batch to the model's device, as x.to(device) in PyTorch
+            x, labels = x.to(where), y.to(where)
         if group is not None:
             optimizer.zero_grad()
             value, right = shard_step(model, x, target, group)
@@ -295,14 +327,15 @@ def _train_epoch(
         else:
             optimizer.zero_grad()
             logits = model(x)
-            loss = cross_entropy(logits, target)
+            loss = cross_entropy(logits, labels)
             loss.backward()
             optimizer.step()
         steps += 1
         value = float(loss.item())
         _check_finite(value, epoch, steps, optimizer)
         if reporter is not None:
-            correct += int(np.count_nonzero(logits.numpy().argmax(axis=1) == target))
+            predicted = (logits.numpy() if on_host else logits.cpu().numpy()).argmax(axis=1)
+            correct += int(np.count_nonzero(predicted == target))
             seen += len(target)
             reporter.on_batch(epoch, steps, value, correct, seen)
     return steps

@@ -15,8 +15,8 @@ import numpy as np
 
 from chainrule import nn
 from chainrule.data import DatasetSplits
-from chainrule.tensor import Tensor, no_grad
-from chainrule.training.loop import EpochMetrics
+from chainrule.tensor import no_grad
+from chainrule.training.loop import EpochMetrics, host_logits
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#d62728"
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
@@ -115,7 +115,7 @@ def plot_decision_boundary(
     model.eval()
     try:
         with no_grad():
-            logits = model(Tensor.from_numpy(grid)).numpy().astype(np.float64)
+            logits = host_logits(model, grid).astype(np.float64)
     finally:
         model.train(was_training)
     winner = logits.argmax(axis=1).reshape(xx.shape)
@@ -160,7 +160,7 @@ def model_predictions(model: nn.Module, x: np.ndarray) -> np.ndarray:
     model.eval()
     try:
         with no_grad():
-            pred: np.ndarray = model(Tensor.from_numpy(x)).numpy().argmax(axis=1)
+            pred: np.ndarray = host_logits(model, x).argmax(axis=1)
             return pred
     finally:
         model.train(was_training)

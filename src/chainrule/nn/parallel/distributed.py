@@ -5,12 +5,10 @@ averaged over the ranks, so every rank's optimiser takes the step that one proce
 take on the whole batch (the mean loss of N·b samples has the mean of the N per-rank
 gradients as its gradient, when every rank's loss is a mean over b samples).
 
-As PyTorch's DDP, the gradients travel in buckets of about ``bucket_cap_mb`` megabytes, in
-reverse parameter order (the order backward produces them): a gradient hook copies each
-finished gradient into its bucket, and a full bucket starts a non-blocking all-reduce
-(``Iallreduce``) while backward goes on with the earlier layers. A callback queued on the
-backward pass waits for the buckets and writes the averages into ``.grad`` before
-``backward()`` returns, so ``optimizer.step()`` only ever reads averaged gradients.
+The gradients live in flat buffers (``buckets.py``), each ``.grad`` a view into one; the
+engine writes each gradient into its view (``backward.register_grad_store``), and a
+callback queued on the backward pass all-reduces the buffers before ``backward()``
+returns, so ``optimizer.step()`` only ever reads averaged gradients.
 """
 
 from __future__ import annotations
@@ -25,42 +23,9 @@ from chainrule import distributed as dist
 from chainrule.distributed.collectives import ReduceOp, _group, start_all_reduce
 from chainrule.distributed.group import ProcessGroup, mpi
 from chainrule.nn.module import Module, Parameter
+from chainrule.nn.parallel.buckets import Bucket, Slot, layout
 from chainrule.tensor import backward as engine
 from chainrule.tensor.tensor import Tensor
-
-
-class _Bucket:
-    """A flat buffer holding the gradients of a run of parameters of one dtype."""
-
-    def __init__(self, index: int, params: list[tuple[str, Parameter]]) -> None:
-        self.index = index
-        self.params = params
-        self.offsets: list[int] = []
-        total = 0
-        for _, p in params:
-            self.offsets.append(total)
-            total += p._data.size
-        self.buffer = np.zeros(total, dtype=params[0][1]._data.dtype)
-        self.ready: set[int] = set()  # ids of the parameters whose gradient is in the buffer
-
-    def slot(self, k: int) -> np.ndarray:
-        p = self.params[k][1]
-        start = self.offsets[k]
-        return self.buffer[start : start + p._data.size].reshape(p._data.shape)
-
-
-def _buckets(params: list[tuple[str, Parameter]], cap_bytes: int) -> list[_Bucket]:
-    """Reverse parameter order, a new bucket when the cap is reached or the dtype changes."""
-    runs: list[list[tuple[str, Parameter]]] = []
-    size = 0
-    for name, p in reversed(params):
-        nbytes = p._data.nbytes
-        if not runs or size + nbytes > cap_bytes or runs[-1][0][1].dtype != p.dtype:
-            runs.append([])
-            size = 0
-        runs[-1].append((name, p))
-        size += nbytes
-    return [_Bucket(i, run) for i, run in enumerate(runs)]
 
 
 def _check_same_structure(g: ProcessGroup, params: list[tuple[str, Parameter]]) -> None:
@@ -95,10 +60,30 @@ class DistributedDataParallel(Module):
     different weights), after checking that every rank has the same parameter names,
     shapes and dtypes.
 
+    The gradients live in one flat buffer per dtype and each ``.grad`` is a view into it
+    (PyTorch's ``gradient_as_bucket_view=True``, here the default): backward writes each
+    gradient, already multiplied by 1/world_size, into its place, and one in-place
+    all-reduce (a sum) of the buffer leaves the average in every ``.grad``. ``zero_grad()``
+    (``set_to_none=True``) drops the views as PyTorch's does; the next backward writes into
+    the same memory and binds ``.grad`` to its view again. ``zero_grad(set_to_none=False)``
+    zeros the views in place.
+
+    By default the all-reduce runs once, after backward (a callback queued on the pass):
+    a barrier polled with the group's deadline, so that a rank that never arrives is
+    reported instead of hanging the others, then one blocking ``Allreduce`` per dtype.
+    ``overlap=True`` all-reduces bucket by bucket from the gradient hooks during backward
+    (non-blocking ``Iallreduce``, as PyTorch's reducer): on a machine with a core free for
+    MPI it hides communication behind backward; where the ranks already use every core,
+    polling the requests costs more than it hides (see the README's measurements).
+
     Args:
         module: the model (the same structure on every rank).
-        bucket_cap_mb: size of one all-reduce bucket in megabytes (PyTorch's default 25).
+        bucket_cap_mb: size of one bucket in megabytes (PyTorch's default 25): the unit
+            ``overlap=True`` starts as soon as backward has filled it.
         process_group: the group to average over (default: ``init_process_group``'s).
+        gradient_as_bucket_view: ``.grad`` as views into the buffer (default); False keeps
+            the engine's own ``.grad`` arrays, copied into the buffer and out again.
+        overlap: all-reduce the buckets during backward instead of after it.
 
     Example (run with ``mpiexec -n 2 python train.py``)::
 
@@ -115,6 +100,9 @@ class DistributedDataParallel(Module):
         module: Module,
         bucket_cap_mb: float = 25.0,
         process_group: ProcessGroup | None = None,
+        *,
+        gradient_as_bucket_view: bool = True,
+        overlap: bool = False,
     ) -> None:
         if not bucket_cap_mb > 0:
             raise ValueError(
@@ -124,20 +112,34 @@ class DistributedDataParallel(Module):
         self.process_group = _group(process_group, "DistributedDataParallel")
         g = self.process_group
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        if gradient_as_bucket_view:
+            for n, p in named:
+                if id(p) in engine._grad_stores:
+                    raise ValueError(
+                        f"DistributedDataParallel: parameter '{n}' already has its .grad in "
+                        "the buckets of another DistributedDataParallel; wrap each model "
+                        "once (or build a new model to wrap)."
+                    )
         _check_same_structure(g, named)
         for _, p in named:
             dist.broadcast(p, src=0, group=g)
-        self._cap_bytes = int(bucket_cap_mb * 2**20)
-        self._buckets = _buckets(named, self._cap_bytes)
+        self.gradient_as_bucket_view = gradient_as_bucket_view
+        self.overlap = overlap
+        self._flats, self._buckets, self._slots = layout(named, int(bucket_cap_mb * 2**20))
+        # Every rank's gradient enters the sum already divided by the world size.
+        self._scale: float | None = 1.0 / g.size if g.size > 1 else None
         self.require_backward_grad_sync = True
-        self._active = False  # a backward pass has started filling the buckets
+        self._active = False  # a synced backward pass is running (its callback is queued)
+        self._pass = 0  # synced passes so far: Slot.done says which one wrote a view
         self._next = 0  # the next bucket to start: buckets start in order on every rank
         self._requests: list[Any] = []
         self.buckets_started_in_pass = 0
         self._handles = []
-        for bucket in self._buckets:
-            for k, (_, p) in enumerate(bucket.params):
-                self._handles.append(p.register_hook(self._make_hook(bucket, k)))
+        for slot in self._slots:
+            self._handles.append(slot.param.register_hook(self._make_hook(slot)))
+            if gradient_as_bucket_view:
+                store = self._make_store(slot)
+                self._handles.append(engine.register_grad_store(slot.param, store))
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.module(*args, **kwargs)
@@ -157,75 +159,96 @@ class DistributedDataParallel(Module):
 
     # -- during backward ----------------------------------------------------------------------
 
-    def _make_hook(self, bucket: _Bucket, k: int) -> Any:
-        p = bucket.params[k][1]
-
+    def _make_hook(self, slot: Slot) -> Any:
         def hook(grad: Tensor) -> None:
             if not self.require_backward_grad_sync:
                 return None
             if not self._active:
                 self._active = True
+                self._pass += 1
                 engine.queue_callback(self._finish)
-            # The value to average is the accumulated .grad (after no_sync steps): the old
-            # .grad plus this pass's gradient. The engine still adds grad to .grad at the
-            # end of the pass; _finish then replaces .grad by the average, so nothing is
-            # counted twice.
-            slot = bucket.slot(k)
-            if p.grad is None:
-                np.copyto(slot, grad._data)
-            else:
-                np.add(p.grad._data, grad._data, out=slot)
-            bucket.ready.add(id(p))
-            self._start_ready()
-            if self._requests:  # let MPI progress the buckets already sent
-                mpi().Request.Testall(self._requests)
+            if self.overlap:
+                # The value to average is the accumulated .grad (after no_sync passes) plus
+                # this pass's gradient; the engine's store then finds it in the view.
+                slot.write(grad._data, self._scale, bind=False)
+                slot.done = self._pass
+                slot.bucket.ready += 1
+                self._start_ready()
+                if self._requests:  # let MPI progress the buckets already sent
+                    mpi().Request.Testall(self._requests)
             return None
 
         return hook
 
+    def _make_store(self, slot: Slot) -> Any:
+        """What the engine calls instead of ``.grad += g`` (gradient_as_bucket_view)."""
+
+        def store(t: Tensor, g: np.ndarray) -> None:
+            if not self._active:  # no_sync, or a world of one: accumulate in the view
+                slot.write(g, None)
+            elif slot.done == self._pass:  # overlap: the hook wrote it (it may be in flight)
+                slot.bind()
+            else:
+                slot.write(g, self._scale)
+                slot.done = self._pass
+
+        return store
+
     def _start_ready(self) -> None:
         while self._next < len(self._buckets):
             bucket = self._buckets[self._next]
-            if len(bucket.ready) < len(bucket.params):
+            if bucket.ready < len(bucket.slots):
                 return
             self._start(bucket)
 
-    def _start(self, bucket: _Bucket) -> None:
+    def _start(self, bucket: Bucket) -> None:
         g = self.process_group
         self._requests.append(start_all_reduce(g, bucket.buffer, ReduceOp.SUM))
         g.next_op()
         self._next += 1
 
     def _finish(self) -> None:
-        """After the pass: send what no hook sent, wait, and store the averages in .grad."""
+        """After the pass: bring in what no hook or store wrote, all-reduce, bind .grad."""
         g = self.process_group
-        # How many buckets the hooks started during the pass (overlapping backward); the
-        # rest, of parameters without a gradient this pass, start only now.
+        op = "DistributedDataParallel gradient all_reduce"
         self.buckets_started_in_pass = self._next
         try:
-            # A parameter the forward pass did not use got no gradient: send its .grad (or
-            # zeros), so that every rank starts the same buckets.
-            for bucket in self._buckets[self._next :]:
-                for k, (_, p) in enumerate(bucket.params):
-                    if id(p) not in bucket.ready:
-                        slot = bucket.slot(k)
-                        if p.grad is None:
-                            slot.fill(0)
-                        else:
-                            np.copyto(slot, p.grad._data)
-                self._start(bucket)
-            g.wait_all(self._requests, "DistributedDataParallel gradient all_reduce", g._seq)
-            for bucket in self._buckets:
-                bucket.buffer /= g.size
-                for k, (_, p) in enumerate(bucket.params):
-                    p.grad = Tensor._wrap(bucket.slot(k).copy())
+            if self.overlap:
+                for bucket in self._buckets[self._next :]:  # not complete during the pass
+                    for slot in bucket.slots:
+                        if slot.done != self._pass:
+                            slot.absorb(self._scale)
+                    self._start(bucket)
+                g.wait_all(self._requests, op, g._seq)
+            else:
+                for slot in self._slots:
+                    if slot.done != self._pass:  # unused, non-view mode or a recorded pass
+                        slot.absorb(self._scale)
+                if g.size > 1:
+                    # Arrive together first, with the group's deadline: a rank missing from
+                    # the barrier is named; a blocking Allreduce is then the fastest sum
+                    # (polling a non-blocking one steals the core the other rank computes
+                    # on).
+                    seq = g.next_op()
+                    g.wait(g.comm.Ibarrier(), op, seq)
+                    MPI = mpi()
+                    for flat in self._flats:
+                        g.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+            for slot in self._slots:
+                if self.gradient_as_bucket_view:
+                    slot.bind()
+                else:
+                    slot.param.grad = Tensor._wrap(slot.view.copy())
         finally:
             for bucket in self._buckets:
-                bucket.ready.clear()
+                bucket.ready = 0
             self._requests = []
             self._next = 0
             self._active = False
 
     def extra_repr(self) -> str:
         sizes = [b.buffer.nbytes / 2**20 for b in self._buckets]
-        return f"world_size={self.process_group.size}, buckets_mb={[round(s, 2) for s in sizes]}"
+        return (
+            f"world_size={self.process_group.size}, buckets_mb={[round(s, 2) for s in sizes]}, "
+            f"overlap={self.overlap}"
+        )
