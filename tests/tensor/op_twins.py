@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from chainrule.tensor import Tensor, backend, ops
 from chainrule.tensor.ops.loss import cross_entropy
+from tests.conftest import array_backends
 
 Fn = Callable[..., Any]
 
@@ -396,25 +397,16 @@ case("cross_entropy_one_class", lambda z, t: cross_entropy(z, t), F.cross_entrop
 # -- running a case in both libraries -----------------------------------------------------
 
 
-def _gpu() -> bool:
-    try:
-        import cupy  # type: ignore[import-not-found]
-
-        return bool(cupy.cuda.is_available())
-    except Exception:  # no CuPy, or no driver: no GPU run
-        return False
-
-
-# The array libraries chainrule's half of every case runs on: NumPy, array-api-strict (the
-# standard's strict reference: any NumPy-only call left in an op or a rule fails there),
-# and CuPy where a GPU is present (float64, to the same 1e-10).
-BACKENDS = ["numpy", "array_api_strict", *(["cupy"] if _gpu() else [])]
+# The array libraries chainrule's half of every case runs on (pytest --array-backend, by
+# default NumPy and array-api-strict: the standard's strict reference, where any NumPy-only
+# call left in an op or a rule fails; cupy on a GPU, scripts/gpu-check).
+BACKENDS = array_backends()
 
 # Cases that cannot run on array-api-strict, each with the reason (not a silent skip).
 STRICT_CANNOT: dict[str, str] = {
     "matmul_ndarray_left": "array-api-strict's operators raise TypeError for an operand that "
     "is not one of its arrays instead of returning NotImplemented, so ndarray @ Tensor never "
-    "reaches Tensor.__rmatmul__ (NumPy, CuPy and PyTorch defer)",
+    "reaches Tensor.__rmatmul__ (NumPy defers to it)",
 }
 
 

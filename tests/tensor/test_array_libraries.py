@@ -80,7 +80,7 @@ def test_a_tensor_is_an_array_api_object_whose_namespace_records() -> None:
     np.testing.assert_allclose(x.grad.numpy(), np.exp([0.5, -1.0]), rtol=1e-15)
     assert backend.array_namespace(x.grad) is xps
     assert Tensor(xps.asarray([1, 2])).dtype == xps.int64
-    assert "array_api_strict.float64" in repr(Tensor(xps.ones(2)))
+    assert repr(Tensor(xps.ones(2))) == "Tensor([1., 1.], dtype=float64)"
 
 
 @pytest.mark.parametrize("name", ["erf", "erfc", "gelu", "bce_with_logits", "clone"])

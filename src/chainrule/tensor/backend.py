@@ -109,6 +109,15 @@ def namespace(*xs: Any) -> Any:
     return array_namespace(*xs)
 
 
+def on(a: Any) -> dict[str, Any]:
+    """``device=`` for a creation function, to make an array where ``a`` lives (nothing for
+    NumPy: one device, and NumPy before 2.0 has no such argument)."""
+    data = getattr(a, "_data", a)
+    if isinstance(data, _ndarray | np.generic):
+        return {}
+    return {"device": array_api_compat.device(data)}
+
+
 def is_numpy(a: Any) -> bool:
     """True for NumPy arrays and scalars (and Tensors holding them)."""
     data = getattr(a, "_data", a)
@@ -171,10 +180,8 @@ def seed(data: Any, gradient: Any, op: str) -> Any:
                 "implicitly for a scalar output. Reduce it (out.sum().backward()) or pass "
                 f"gradient= an array of shape {shape} (d loss / d out)."
             )
-        if xp is np:
-            return np.ones(shape, dtype=data.dtype)
-        return xp.ones(shape, dtype=data.dtype, device=data.device)  # (on the output's device)
-    g = xp.asarray(gradient, dtype=data.dtype, copy=True)
+        return xp.ones(shape, dtype=data.dtype, **on(data))
+    g = xp.asarray(gradient, dtype=data.dtype, copy=True, **on(data))
     if tuple(g.shape) != shape:
         raise ValueError(
             f"{op}: gradient has shape {tuple(g.shape)} but the output has shape {shape}; "
@@ -243,15 +250,15 @@ def index_add(xp: Any, g: Any, shape: tuple[int, ...], index: Any) -> Any:
     if library_name(xp) == "cupy":
         import cupyx
 
-        out = xp.zeros(shape, dtype=g.dtype, device=g.device)
+        out = xp.zeros(shape, dtype=g.dtype, **on(g))
         cupyx.scatter_add(out, index, g)
         return out
     # Any library: the flat position of each selected element (the same indexing applied
     # to 0, 1, ..., size-1), then a sum per position as one matrix product with a one-hot.
     size = math.prod(shape)
-    every = xp.arange(size, device=g.device)  # (made where g lives: devices never mix)
-    positions = getitem(xp, xp.reshape(every, shape), index)
-    hit = xp.reshape(positions, (-1, 1)) == xp.reshape(every, (1, -1))
+    flat = xp.arange(size, **on(g))
+    positions = getitem(xp, xp.reshape(flat, shape), index)
+    hit = xp.reshape(positions, (-1, 1)) == xp.reshape(flat, (1, -1))
     summed = xp.reshape(g, (1, -1)) @ xp.astype(hit, g.dtype)
     return xp.reshape(summed, shape)
 
@@ -278,7 +285,7 @@ def _special(xp: Any, x: Any, name: str) -> Any:
         return getattr(cupyx.scipy.special, name)(x)
     # Not in the standard: through NumPy on the host, and back (array-api-strict and other
     # CPU libraries; a GPU library should get its own branch above).
-    return xp.asarray(_numpy_special(name)(to_numpy(x)), dtype=x.dtype)
+    return xp.asarray(_numpy_special(name)(to_numpy(x)), dtype=x.dtype, **on(x))
 
 
 def _numpy_special(name: str) -> Callable[[np.ndarray], np.ndarray]:

@@ -137,7 +137,7 @@ class Primitive:
                     # saved, so that backward can tell if it was written through it since.
                     a._fp = fingerprint(a._data)
                     stamp = ~_clock[0]
-            elif type(a) not in _PLAIN and _foreign_array(a):
+            elif type(a) is not _ndarray and type(a) not in _PLAIN and _foreign_array(a):
                 foreign = True
         if kwargs:
             for value in kwargs.values():

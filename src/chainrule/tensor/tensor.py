@@ -203,11 +203,11 @@ class Tensor(TensorMethods):
         return int(self._data.shape[0])
 
     def numpy(self) -> np.ndarray:
-        """The NumPy array (shared memory: writing to it changes the tensor); for another
-        array library's data on the host, a NumPy copy of it. A tensor on a GPU raises: copy
-        it to the host first (``t.cpu().numpy()``)."""
+        """The NumPy array (shared memory: writing to it changes the tensor). A tensor on a
+        GPU raises: copy it to the host first (``t.cpu().numpy()``). Another library's array
+        in host memory (array-api-strict's on its CPU device) is given as a NumPy copy."""
         data: Any = self._data
-        if not isinstance(data, np.ndarray | np.generic):
+        if type(data) is not np.ndarray and not isinstance(data, np.generic):
             if not devices.on_host(data):
                 raise movement.not_on_host(self, "Tensor.numpy")
             return backend.to_numpy(data)

@@ -133,11 +133,16 @@ class TorchMethods:
         xp = backend.array_namespace(self._data)  # (NumPy, or the data's own library)
         pick = xp.argmax if which == "max" else xp.argmin
         if self._data.ndim == 0:
-            return MaxMin(ops.reshape(self, ()), _wrap(xp.zeros((), dtype=xp.int64)))
+            return MaxMin(
+                ops.reshape(self, ()), _wrap(xp.zeros((), dtype=xp.int64, **backend.on(self)))
+            )
         dim %= self._data.ndim
         indices = xp.astype(xp.expand_dims(pick(self._data, axis=dim), axis=dim), xp.int64)
         index: list[Any] = [  # 0..n-1 along each axis (NumPy's np.indices(sparse=True))
-            xp.reshape(xp.arange(n), tuple(-1 if a == k else 1 for a in range(indices.ndim)))
+            xp.reshape(
+                xp.arange(n, **backend.on(self)),
+                tuple(-1 if a == k else 1 for a in range(indices.ndim)),
+            )
             for k, n in enumerate(indices.shape)
         ]
         index[dim] = indices

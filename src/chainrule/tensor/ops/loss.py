@@ -123,7 +123,11 @@ def _cross_entropy_any(
             f"cross_entropy: class indices must lie in [0, {classes - 1}] for {classes} "
             f"classes; got values from {int(xp.min(target))} to {int(xp.max(target))}."
         )
-    m = xp.max(logits, axis=1, keepdims=True) if n else xp.zeros((0, 1), dtype=logits.dtype)
+    m = (
+        xp.max(logits, axis=1, keepdims=True)
+        if n
+        else xp.zeros((0, 1), dtype=logits.dtype, **backend.on(logits))
+    )
     m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))  # a row of -inf: as torch
     z = logits - m
     picked = xp.take_along_axis(z, xp.reshape(target, (-1, 1)), axis=1)
@@ -162,8 +166,7 @@ def _cross_entropy_rule(
     # Tensors (create_graph), or another library's arrays: recorded, differentiable.
     t = np.asarray(target) if isinstance(target, list) else getattr(target, "_data", target)
     xp = backend.array_namespace(t)  # the targets' library makes the constant one-hot
-    on: dict[str, Any] = {} if xp is np else {"device": t.device}  # the targets' device
-    classes = xp.reshape(xp.arange(logits.shape[1], dtype=t.dtype, **on), (1, -1))
+    classes = xp.reshape(xp.arange(logits.shape[1], dtype=t.dtype, **backend.on(t)), (1, -1))
     onehot = xp.astype(xp.reshape(t, (-1, 1)) == classes, logits.dtype)
     return (softmax(logits, axis=1) - onehot) * scale
 

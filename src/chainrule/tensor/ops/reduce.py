@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.tensor import backend
 from chainrule.tensor.backend import namespace
 from chainrule.tensor.ops.elementwise import exp, where
 from chainrule.tensor.ops.shape import broadcast_to
@@ -146,7 +147,7 @@ def _logsumexp_any(xp: Any, x: Any, axis: Axis = None, keepdims: bool = False) -
         axis = None  # (NumPy's reductions take axis 0 or -1 of a 0-d array; the standard not)
     if math.prod(x.shape) == 0:
         shape = xp.sum(x, axis=axis, keepdims=keepdims).shape
-        return xp.full(shape, -math.inf, dtype=x.dtype)
+        return xp.full(shape, -math.inf, dtype=x.dtype, **backend.on(x))
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
     out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
