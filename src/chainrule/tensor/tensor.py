@@ -253,8 +253,9 @@ class Tensor(TensorMethods):
     def __repr__(self) -> str:
         host = movement.host_array(self._data)
         body = np.array2string(host, separator=", ", prefix="Tensor(")
-        usual = isinstance(self.dtype, np.dtype) and self.dtype in (np.float32, np.int64, np.bool_)
-        extra = "" if usual else f", dtype={self.dtype}"  # (another library's dtype as it is)
+        extra = (
+            f", dtype={host.dtype}" if host.dtype not in (np.float32, np.int64, np.bool_) else ""
+        )
         where = devices.device_of(self._data)
         if where.type != "cpu":
             extra = f", device='{where}'" + extra
