@@ -3,7 +3,7 @@
 (a) Tensor in-place methods bump a version counter (shared with ``detach()``), as PyTorch
 does. (b) Writes through the NumPy array (``t.data[...] = ...``, ``t.numpy()[...] = ...``)
 are caught by the fingerprint that ``.data``/``.numpy()`` takes when it hands the array
-out after the forward pass (``chainrule.tensor.primitive.fingerprint``): a change of the
+out after the forward pass (``chainrule.tensor.versions.fingerprint``): a change of the
 whole array is caught. Legitimate patterns (reading, updating after backward, changing
 tensors no recorded op saved) raise nothing.
 """

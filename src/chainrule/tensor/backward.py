@@ -23,8 +23,8 @@ from chainrule.graph import toposort
 from chainrule.tensor import anomaly, backend, grad_mode
 from chainrule.tensor.node import Node
 from chainrule.tensor.ops.shape import _sum_to, sum_to, sum_to_any
-from chainrule.tensor.primitive import _clock, fingerprint
 from chainrule.tensor.tensor import RemovableHandle, Tensor
+from chainrule.tensor.versions import _clock, fingerprint
 
 
 def describe(t: Tensor) -> str:

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
-import threading
 import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -36,6 +34,12 @@ import numpy as np
 
 from chainrule.tensor import anomaly, backend, grad_mode
 from chainrule.tensor.node import Node, NotSaved
+from chainrule.tensor.op_errors import _check_forward, _explain
+from chainrule.tensor.versions import _clock, fingerprint
+
+# Re-exported: the engine's modules import them from here.
+from chainrule.tensor.versions import mark_handed_out as mark_handed_out
+from chainrule.tensor.versions import mark_modified as mark_modified
 
 if TYPE_CHECKING:
     from chainrule.tensor.tensor import Tensor
@@ -379,65 +383,6 @@ def _declare(prim: Primitive, retain_inputs: Sequence[int] | None, retain_output
     prim.retain_output = bool(retain_output)
 
 
-# How many in-place changes (and array hand-outs) there have been, in any tensor. A graph
-# node (chainrule.tensor.node.Node) saved at clock value c needs no check of its inputs
-# while the clock still reads c: the common case (forward, then backward) pays one
-# comparison per node, not a loop.
-#
-# The clock is process-wide (a tensor can be shared by threads) and safe under concurrent
-# use: writers take a lock, so no increment is lost, and publish the new value only after
-# the tensors' versions carry it. A node recorded meanwhile stamps the old value and is
-# checked; one recorded after stamps the new value, and the change it may have missed
-# happened before (in the caller's array write, which precedes mark_modified). Readers (every
-# recorded op, every backward node) take no lock: one list read.
-_clock = [0]
-_clock_lock = threading.Lock()
-
-
-def mark_modified(*tensors: Tensor) -> None:
-    """Record an in-place change of each tensor's array.
-
-    ``t._version`` is ``[count, clock]``: how many changes (as PyTorch's version counter)
-    and the clock value of the last one. A node saved at clock c is stale when one of its
-    inputs has a last change later than c.
-    """
-    with _clock_lock:
-        now = _clock[0] + 1
-        for t in tensors:
-            version = t._version
-            version[0] += 1
-            version[1] = now
-        _clock[0] = now  # published last: see _clock
-
-
-def mark_handed_out(t: Tensor) -> None:
-    """``t``'s array is now held outside the engine and may be written through it."""
-    t._fp = fingerprint(t._data)
-    node = t._node
-    if node is not None and node.ans is t._data:  # its node keeps it: sample it there too
-        node.out_fp = t._fp
-    with _clock_lock:
-        _clock[0] += 1
-
-
-def fingerprint(a: Any) -> Any:
-    """Up to 64 evenly spaced elements of ``a``: bytes for NumPy, a sample kept on the
-    array's device for other libraries (``backend.fingerprint``; compare with
-    ``backend.same_fingerprint``).
-
-    In-place changes made through Tensor methods bump a version counter. Changes made
-    through the NumPy array itself (``t.data[...] = ...``, a view from ``t.numpy()``, the
-    array given to ``from_numpy``) cannot; so once a tensor has handed out its array, every
-    operation that saves it takes this sample, and so does the next ``.data`` access; backward
-    compares the sample with the array. Any change of the whole array (an optimiser step,
-    ``x.data *= 2``) is caught; a change of a few elements between the samples is not.
-    """
-    if isinstance(a, _ndarray):  # (the common case, inline: saves a call per saved input)
-        flat = a.reshape(-1)
-        return flat[:: max(1, flat.size // 64)].tobytes()
-    return backend.fingerprint(a)
-
-
 _ndarray = np.ndarray
 _NUMPY = (np.ndarray, np.generic)  # NumPy's arrays (and their subclasses) and scalars
 # Argument types that are never another library's array: one set lookup per argument.
@@ -486,49 +431,3 @@ def _positional(prim: Primitive, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
 _new = object.__new__
 _Tensor: type[Tensor] | None = None  # set by chainrule.tensor.tensor (import cycle)
-
-
-_HINTS = {
-    "matmul": "x @ y needs x.shape[-1] == y.shape[-2] (for 1-D: equal lengths); transpose an "
-    "operand (.T) or reshape it",
-    "linear": "x must be (..., in_features) and weight (out_features, in_features)",
-    "reshape": "the new shape must hold the same number of elements (one -1 is inferred)",
-    "getitem": "each index must lie within its axis (0 <= i < size, or negative from the end)",
-    "concatenate": "all inputs must have the same shape except along the joined axis",
-    "stack": "all inputs must have the same shape",
-}
-_BROADCAST_HINT = (
-    "shapes must be equal or broadcastable: compared from the last axis, each pair of sizes "
-    "must match or one must be 1; reshape or unsqueeze an operand"
-)
-
-
-def _explain(prim: Primitive, raw: list[Any], exc: Exception) -> Exception:
-    """Re-raise NumPy's error with the op's name, the input shapes and what to do."""
-    shapes = " and ".join(str(a.shape) if hasattr(a, "shape") else type(a).__name__ for a in raw)
-    hint = _HINTS.get(prim.name, _BROADCAST_HINT if "broadcast" in str(exc) else "")
-    message = f"{prim.name}: cannot apply to inputs {shapes}: {str(exc).rstrip(' .')}"
-    return type(exc)(f"{message}. {hint}." if hint else message)
-
-
-def _check_forward(prim: Primitive, out: Any, raw: list[Any]) -> None:
-    xp = backend.array_namespace(out)  # (anomaly mode: on the output's own library)
-    if backend.is_floating(out.dtype) and not bool(xp.all(xp.isfinite(out))):
-        bad = "nan" if bool(xp.any(xp.isnan(out))) else "inf"
-        shapes = ", ".join(str(getattr(a, "shape", ())) for a in raw)
-        inputs_bad = any(
-            not math.isfinite(a)
-            if isinstance(a, float)
-            else backend.is_floating(a.dtype) and not bool(xp.all(xp.isfinite(a)))
-            for a in raw
-            if isinstance(a, float) or (hasattr(a, "dtype") and backend.array_namespace(a) is xp)
-        )
-        cause = (
-            "its inputs already hold nan/inf (check the data)"
-            if inputs_bad
-            else "its inputs are finite: this operation made it (e.g. log(0), x/0, exp overflow)"
-        )
-        raise anomaly.AnomalyError(
-            f"detect_anomaly: forward of '{prim.name}' produced {bad} (inputs of shapes "
-            f"{shapes}, output {out.shape}); {cause}."
-        )
