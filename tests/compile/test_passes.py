@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,21 +67,6 @@ def test_relu_backward_line_gives_the_engines_bits_with_inf_nan_and_signed_zeros
     assert "np.multiply(" in compiled.source and ".view(np.int32)" in compiled.source
 
 
-def big_mlp(width: int) -> tuple[list[Tensor], Callable[..., Any]]:
-    nn.manual_seed(0)
-    model = nn.MLP(20, [width, width], 3)
-    opt = optim.SGD(model.parameters(), lr=0.05)
-
-    def step(x: Tensor, y: np.ndarray) -> Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return list(model.parameters()), step
-
-
 @pytest.mark.parametrize("small_blocks", [False, True])
 def test_blocked_sgd_update_gives_eager_bits(
     small_blocks: bool, monkeypatch: pytest.MonkeyPatch
@@ -92,8 +77,8 @@ def test_blocked_sgd_update_gives_eager_bits(
     if small_blocks:
         monkeypatch.setattr(blocks, "BLOCKED_BYTES", 64)
         monkeypatch.setattr(blocks, "BLOCK_BYTES", 7 * 390 * 4)
-    eager_params, eager_step = big_mlp(390)
-    params, step = big_mlp(390)
+    eager_params, eager_step = sgd_mlp(20, (390, 390), lr=0.05)
+    params, step = sgd_mlp(20, (390, 390), lr=0.05)
     compiled = chainrule.compile(step)
     rng = np.random.default_rng(2)
     x, y = Tensor(rng.standard_normal((8, 20)).astype(np.float32)), rng.integers(0, 3, 8)
@@ -161,10 +146,13 @@ def test_in_place_rewrite_is_used_on_dead_temporaries_and_keeps_eager_bits() -> 
     assert "in place:" in compiled.source
 
 
-def sgd_mlp() -> tuple[list[Tensor], Callable[..., Any]]:
+def sgd_mlp(
+    n_in: int = 2, widths: Sequence[int] = (8,), lr: float = 0.1
+) -> tuple[list[Tensor], Callable[..., Any]]:
+    """An MLP's parameters and its SGD step (seeded: two calls give the same model)."""
     nn.manual_seed(0)
-    model = nn.MLP(2, [8], 3)
-    opt = optim.SGD(model.parameters(), lr=0.1)
+    model = nn.MLP(n_in, list(widths), 3)
+    opt = optim.SGD(model.parameters(), lr=lr)
 
     def step(x: Tensor, y: np.ndarray) -> Tensor:
         opt.zero_grad()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -454,3 +455,11 @@ def assert_close(actual: Any, expected: Any, what: str, rtol: float = 1e-10) -> 
     np.testing.assert_allclose(
         a[finite], e[finite], rtol=rtol, atol=1e-13 * scale, err_msg=f"{what}: values"
     )
+
+
+def library_for(case: Case, lib: str) -> Any:
+    """The array library ``lib`` for ``case``; a skip, with its reason, for the cases that
+    library cannot run (``STRICT_CANNOT``)."""
+    if lib == "array_api_strict" and case.id in STRICT_CANNOT:
+        pytest.skip(f"{lib}: {STRICT_CANNOT[case.id]}")
+    return library(lib)

@@ -21,10 +21,9 @@ from chainrule.tensor import Tensor, backend
 from tests.tensor.op_twins import (
     BACKENDS,
     CASES,
-    STRICT_CANNOT,
     Case,
     assert_close,
-    library,
+    library_for,
     make_inputs,
 )
 from tests.tensor.programs import LEAF_SHAPES, Steps, leaves, programs, run_program, weighted_sum
@@ -77,9 +76,7 @@ def _theirs(case: Case, u: np.ndarray, vs: list[np.ndarray]) -> tuple[list[Any],
 @pytest.mark.parametrize("lib", BACKENDS)
 @pytest.mark.parametrize("case", SECOND, ids=[c.id for c in SECOND])
 def test_double_backward_equals_pytorch(case: Case, lib: str) -> None:
-    if lib == "array_api_strict" and case.id in STRICT_CANNOT:
-        pytest.skip(f"{lib}: {STRICT_CANNOT[case.id]}")
-    xp = library(lib)
+    xp = library_for(case, lib)
     rng = np.random.default_rng(len(case.id))
     out = case.fn(*make_inputs(case.inputs)[0])
     u = rng.standard_normal(out.shape)
