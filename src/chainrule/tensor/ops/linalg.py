@@ -19,6 +19,8 @@ from chainrule.tensor.primitive import defvjp, defvjp_argnums, primitive, standa
 
 def _matmul_x_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
     if x.ndim > 1 and y.ndim > 1:  # (matrices: the common case first)
+        if type(g) is np.ndarray and type(y) is np.ndarray:
+            return g @ y.mT  # NumPy: np.matmul itself, not through the primitive (~2 µs)
         return matmul(g, y.mT)
     if x.ndim == 1 and y.ndim == 1:  # inner product: ans = Σ x_i y_i
         return g * y
@@ -32,6 +34,8 @@ def _matmul_x_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
 
 def _matmul_y_rule(g: Any, ans: Any, x: Any, y: Any) -> Any:
     if x.ndim > 1 and y.ndim > 1:
+        if type(g) is np.ndarray and type(x) is np.ndarray:
+            return x.mT @ g
         return matmul(x.mT, g)
     if x.ndim == 1 and y.ndim == 1:
         return g * x
