@@ -19,6 +19,12 @@ from chainrule.tensor.primitive import defvjp, primitive, standard
 
 Axis = int | tuple[int, ...] | None
 
+# The ufuncs whose reduce the NumPy fast paths call (typed loosely: NumPy's stubs overload
+# keepdims on Literal values, and these pass it through).
+_add: Any = np.add
+_maximum: Any = np.maximum
+_minimum: Any = np.minimum
+
 
 def _axes(axis: Axis, ndim: int) -> tuple[int, ...]:
     if axis is None:
@@ -44,7 +50,7 @@ def _count(x: Any, axis: Axis) -> int:
 
 def _sum(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
     if type(x) is np.ndarray:  # the ufunc itself: np.sum's Python wrapper costs ~2 µs a call
-        return np.add.reduce(x, axis=axis, keepdims=keepdims)
+        return _add.reduce(x, axis=axis, keepdims=keepdims)
     return np.sum(x, axis=axis, keepdims=keepdims)
 
 
@@ -102,7 +108,7 @@ def _extremum_rule(g: Any, ans: Any, x: Any, axis: Axis = None, keepdims: bool =
     if _numpy(g) and type(hit) is np.ndarray:
         # NumPy: the count in g's dtype from the ufunc itself, and np.where, not the
         # primitive (4 calls, ~1.5 µs each, in place of ~8); the same values.
-        count = np.add.reduce(hit, axis=axis, keepdims=True, dtype=g.dtype)
+        count = _add.reduce(hit, axis=axis, keepdims=True, dtype=g.dtype)
         return np.where(hit, _unreduce(g, x, axis, keepdims) / count, 0.0)
     xp = namespace(g, x)
     count = xp.sum(xp.astype(hit, g.dtype), axis=axis, keepdims=True)
@@ -111,13 +117,13 @@ def _extremum_rule(g: Any, ans: Any, x: Any, axis: Axis = None, keepdims: bool =
 
 def _max(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
     if type(x) is np.ndarray:  # the ufunc itself, without np.max's Python wrapper
-        return np.maximum.reduce(x, axis=axis, keepdims=keepdims)
+        return _maximum.reduce(x, axis=axis, keepdims=keepdims)
     return np.max(x, axis=axis, keepdims=keepdims)
 
 
 def _min(x: np.ndarray, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
     if type(x) is np.ndarray:
-        return np.minimum.reduce(x, axis=axis, keepdims=keepdims)
+        return _minimum.reduce(x, axis=axis, keepdims=keepdims)
     return np.min(x, axis=axis, keepdims=keepdims)
 
 
