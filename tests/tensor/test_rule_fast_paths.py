@@ -214,3 +214,32 @@ def test_the_plain_softmax_step_gradients_equal_pytorchs() -> None:
     for o, t in zip(ours, theirs, strict=True):
         assert o.grad is not None and t.grad is not None
         np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [
+        ((4, 3), (3,)),  # a bias: leading axis
+        ((4, 3), (4, 1)),  # a kept axis, no reshape
+        ((2, 4, 3), (4, 1)),  # both: leading axis and kept axis
+        ((2, 4, 3), (1, 3)),
+        ((4, 3), ()),  # everything: a 0-d array, not a NumPy scalar
+        ((4, 1), (1,)),
+        ((4, 3), (1, 1)),
+    ],
+)
+def test_sum_to_undoes_broadcasting_in_every_form(src: tuple[int, ...], dst: Any) -> None:
+    from chainrule.tensor.ops.shape import _sum_to
+
+    x = RNG.standard_normal(src)
+    lead = len(src) - len(dst)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(dst) if n == 1 and src[lead + i] != 1
+    )
+    expected = np.sum(x, axis=axes, keepdims=True).reshape(dst)
+    for shape in (dst, list(dst)):
+        got = _sum_to(x, shape)
+        assert type(got) is np.ndarray and got.shape == tuple(dst)
+        np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+    t = Tensor(x.copy(), requires_grad=True)
+    assert gradcheck(lambda a: (ops.sum_to(a, dst) ** 2).sum(), t, order=2)

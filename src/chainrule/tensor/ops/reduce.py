@@ -105,9 +105,10 @@ defvjp(mean, _mean_rule, retain_inputs=(), retain_output=False)
 def _extremum_rule(g: Any, ans: Any, x: Any, axis: Axis = None, keepdims: bool = False) -> Any:
     # Ties share the gradient equally (PyTorch's amax/amin): each of k maxima gets g/k.
     hit = x == _unreduce(ans, x, axis, keepdims)
-    if _numpy(g) and type(hit) is np.ndarray:
+    if isinstance(g, np.ndarray | np.generic) and isinstance(hit, np.ndarray):
         # NumPy: the count in g's dtype from the ufunc itself, and np.where, not the
-        # primitive (4 calls, ~1.5 µs each, in place of ~8); the same values.
+        # primitive (4 calls, ~1.5 µs each, in place of ~8); the same values. (isinstance:
+        # chainrule.compile's tracers record these calls too.)
         count = _add.reduce(hit, axis=axis, keepdims=True, dtype=g.dtype)
         return np.where(hit, _unreduce(g, x, axis, keepdims) / count, 0.0)
     xp = namespace(g, x)

@@ -16,6 +16,7 @@ from chainrule.tensor import backend
 from chainrule.tensor.primitive import defvjp, defvjp_argnum, primitive
 
 Shape = tuple[int, ...]
+_add: Any = np.add  # (typed loosely: NumPy's stubs overload reduce's keepdims on Literal values)
 
 
 @functools.lru_cache(maxsize=512)
@@ -30,16 +31,25 @@ def _reduction(src: Shape, dst: Shape) -> tuple[tuple[int, ...], bool]:
     return tuple(range(lead)) + kept, bool(kept) or not dst
 
 
+@functools.lru_cache(maxsize=512)
+def _reduction_np(src: Shape, dst: Shape) -> tuple[int | tuple[int, ...], bool, bool]:
+    """``_reduction`` for np.add.reduce: the axes (one as an int), keepdims, and whether a
+    reshape must follow (not when the kept axes already give ``dst``: no leading axes)."""
+    axes, keep = _reduction(src, dst)
+    reshape = keep and (len(src) != len(dst) or not dst)
+    return (axes[0] if len(axes) == 1 else axes), keep, reshape
+
+
 def _sum_to(x: np.ndarray, shape: Shape) -> np.ndarray:
     """Sum ``x`` down to ``shape``, undoing NumPy broadcasting (leading axes, size-1 axes)."""
     if x.shape == shape:
         return x
-    axes, keep = _reduction(x.shape, tuple(shape))
+    axes, keep, reshape = _reduction_np(x.shape, shape if type(shape) is tuple else tuple(shape))
     # np.add.reduce: the ufunc itself, without np.sum's Python wrapper; the axes are
     # cached per pair of shapes. A hot path: every broadcast gradient (every bias) is here.
-    if keep:
+    if reshape:
         return np.add.reduce(x, axis=axes, keepdims=True).reshape(shape)
-    return np.add.reduce(x, axis=axes)
+    return _add.reduce(x, axis=axes, keepdims=keep)
 
 
 def sum_to_any(xp: Any, x: Any, shape: Shape) -> Any:
