@@ -97,6 +97,8 @@ def _pair(x: Any, y: Any, op: str, true_division: bool = False) -> tuple[Any, An
             return x, y
         if type(y) is int and xd.kind in "iuf":
             return x, y
+    elif xd.kind == "f" and (type(y) is float or type(y) is int or getattr(yd, "dtype", None) is xd):
+        return x, y  # a float tensor divided by a number or by its own dtype: no cast
     if backend.is_library_array(yd) and not backend.is_numpy(yd):
         return x, y  # two libraries: the operation raises, naming both
     want = dtypes.result_type(x, y)
@@ -121,6 +123,11 @@ def _matmul_pair(x: Any, y: Any) -> tuple[Any, Any]:
     return x, y
 
 
+# chainrule.tensor.tensor.Tensor, set by that module (an import cycle): the operators'
+# fast path (two tensors of one dtype need no promotion) tests for it.
+_Tensor: Any = None
+
+
 class TensorMethods(TorchMethods):
     """Operators and methods shared by every Tensor."""
 
@@ -129,6 +136,8 @@ class TensorMethods(TorchMethods):
     # -- arithmetic: numbers, arrays and tensors on either side ---------------------------
 
     def __add__(self, other: Any) -> Tensor:
+        if isinstance(other, _Tensor) and other._data.dtype is self._data.dtype:
+            return ops.add(self, other)  # type: ignore[no-any-return]  # (no cast: fast)
         return ops.add(*_pair(self, other, "add"))  # type: ignore[no-any-return]
 
     def __radd__(self, other: Any) -> Tensor:
@@ -136,6 +145,8 @@ class TensorMethods(TorchMethods):
         return ops.add(x, y)  # type: ignore[no-any-return]
 
     def __sub__(self, other: Any) -> Tensor:
+        if isinstance(other, _Tensor) and other._data.dtype is self._data.dtype:
+            return ops.subtract(self, other)  # type: ignore[no-any-return]  # (no cast: fast)
         return ops.subtract(*_pair(self, other, "sub"))  # type: ignore[no-any-return]
 
     def __rsub__(self, other: Any) -> Tensor:
@@ -143,6 +154,8 @@ class TensorMethods(TorchMethods):
         return ops.subtract(x, y)  # type: ignore[no-any-return]
 
     def __mul__(self, other: Any) -> Tensor:
+        if isinstance(other, _Tensor) and other._data.dtype is self._data.dtype:
+            return ops.multiply(self, other)  # type: ignore[no-any-return]  # (no cast: fast)
         return ops.multiply(*_pair(self, other, "mul"))  # type: ignore[no-any-return]
 
     def __rmul__(self, other: Any) -> Tensor:
@@ -150,6 +163,8 @@ class TensorMethods(TorchMethods):
         return ops.multiply(x, y)  # type: ignore[no-any-return]
 
     def __truediv__(self, other: Any) -> Tensor:
+        if isinstance(other, _Tensor) and other._data.dtype is self._data.dtype:
+            return ops.divide(self, other)  # type: ignore[no-any-return]  # (no cast: fast)
         return ops.divide(*_pair(self, other, "truediv", true_division=True))  # type: ignore[no-any-return]
 
     def __rtruediv__(self, other: Any) -> Tensor:
@@ -157,6 +172,8 @@ class TensorMethods(TorchMethods):
         return ops.divide(x, y)  # type: ignore[no-any-return]
 
     def __pow__(self, other: Any) -> Tensor:
+        if isinstance(other, _Tensor) and other._data.dtype is self._data.dtype:
+            return ops.power(self, other)  # type: ignore[no-any-return]  # (no cast: fast)
         return ops.power(*_pair(self, other, "pow"))  # type: ignore[no-any-return]
 
     def __rpow__(self, other: Any) -> Tensor:
@@ -164,6 +181,8 @@ class TensorMethods(TorchMethods):
         return ops.power(x, y)  # type: ignore[no-any-return]
 
     def __matmul__(self, other: Any) -> Tensor:
+        if isinstance(other, _Tensor) and other._data.dtype is self._data.dtype:
+            return ops.matmul(self, other)  # type: ignore[no-any-return]  # (nothing to check)
         return ops.matmul(*_matmul_pair(self, other))  # type: ignore[no-any-return]
 
     def __rmatmul__(self, other: Any) -> Tensor:
@@ -261,13 +280,15 @@ class TensorMethods(TorchMethods):
     def sum(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
             keepdim: bool | None = None) -> Tensor:  # fmt: skip
         """Σ over ``axis`` (all by default);  d/dx_i = 1."""
-        axis = _axis(axis, dim, "sum")
+        if dim is not None:
+            axis = _axis(axis, dim, "sum")
         return ops.sum(self, axis=axis, keepdims=keepdim or keepdims)  # type: ignore[no-any-return]
 
     def mean(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
              keepdim: bool | None = None) -> Tensor:  # fmt: skip
         """Average over ``axis``;  d/dx_i = 1/n."""
-        axis = _axis(axis, dim, "mean")
+        if dim is not None:
+            axis = _axis(axis, dim, "mean")
         return ops.mean(self, axis=axis, keepdims=keepdim or keepdims)  # type: ignore[no-any-return]
 
     def max(self, dim: Any = None, keepdim: bool = False, *, axis: Axis = None,

@@ -113,36 +113,44 @@ class Primitive:
         With no Tensor among the inputs, this is the plain NumPy function: VJP rules call
         primitives on arrays during a normal backward pass and must pay nothing for it.
         This runs for every operation, so it is written for speed: one pass over the
-        inputs, the result tensor filled in place, the context built from what that pass
+        inputs (lists made only when a Tensor is met), the result tensor and its node
+        filled in place (no __init__ frames), the context built from what that pass
         collected.
         """
         tensor_type = _Tensor
         raw: list[Any] | None = None  # args with each Tensor replaced by its array
-        parents: list[int] = []  # positions of the inputs that require a gradient
-        prev: list[Any] = []  # and their edges: each one's node, or the leaf itself
-        stamp = _clock[0]
+        parents: list[int] | None = None  # positions of the inputs that require a gradient
+        prev: list[Any] | None = None  # and their edges: each one's node, or the leaf itself
+        stamp = 0
         foreign = False  # an array of another library than NumPy among the inputs
         data: Any  # a NumPy array, or another array library's
-        i = -1
+        i = 0
         for a in args:
-            i += 1
             if isinstance(a, tensor_type):  # type: ignore[arg-type]
+                data = a._data
                 if raw is None:
                     raw = list(args)
-                data = raw[i] = a._data
+                    stamp = _clock[0]
+                raw[i] = data
+                # (one exact type test for NumPy's arrays: other libraries, subclasses and
+                # NumPy scalars take the isinstance)
                 if type(data) is not _ndarray and not isinstance(data, _NUMPY):
                     foreign = True
                 if a._requires_grad:
-                    parents.append(i)
                     edge = a._node
-                    prev.append(a if edge is None else edge)
+                    if parents is None:
+                        parents, prev = [i], [a if edge is None else edge]
+                    else:
+                        parents.append(i)
+                        prev.append(a if edge is None else edge)  # type: ignore[union-attr]
                 if a._fp is not None:
                     # Its array was handed out (.data, .numpy(), from_numpy): sample it as
                     # saved, so that backward can tell if it was written through it since.
-                    a._fp = fingerprint(a._data)
+                    a._fp = fingerprint(data)
                     stamp = ~_clock[0]
             elif type(a) is not _ndarray and type(a) not in _PLAIN and _foreign_array(a):
                 foreign = True
+            i += 1
         if kwargs:
             for value in kwargs.values():
                 if isinstance(value, tensor_type):  # type: ignore[arg-type]
@@ -163,51 +171,60 @@ class Primitive:
             # NumPy returns scalars from 0-d computations (arrays of other libraries stay:
             # a move's output lives on its device even when its input was NumPy's)
             out = np.asarray(out)
-        assert tensor_type is not None
-        t = tensor_type._wrap(out)
+        # Tensor._wrap(out), inline (a frame less per operation): keep the two alike.
+        t = _new(tensor_type)
+        t._data = out
+        t._node = t._hooks = t._fp = t.grad = None
+        t._version = [0, 0]
+        t.name = ""
         checking = _anomaly_enabled()
         if checking:
             _check_forward(self, out, raw)
         if (
-            prev
-            and _grad_enabled()
-            and self.differentiable
-            and (out.dtype.kind == "f" if type(out) is _ndarray else backend.is_floating(out.dtype))
+            prev is None
+            or not _grad_enabled()
+            or not self.differentiable
+            or (out.dtype.kind != "f" if type(out) is _ndarray else not backend.is_floating(out.dtype))
         ):
-            t._requires_grad = True
-            node = t._node = _new(Node)
-            node._prev = prev
-            node.prim = self
-            node.parents = parents
-            # (An empty kwargs dict is not kept: a shared one lets it go back to the free list.)
-            node.kwargs = kwargs or _NO_KWARGS
-            node.stamp = stamp
-            node._hooks = node.retained = None
-            keep = self.retain_inputs
-            if keep is None:  # the rules may read every input (the default)
-                node.args = args
-            else:  # keep only the declared inputs; the others as shape and dtype
-                kept = list(args)
-                i = -1
-                for a in args:
-                    i += 1
-                    if i not in keep and isinstance(a, tensor_type):
-                        data = raw[i]
-                        p = raw[i] = kept[i] = _new(NotSaved)
-                        p.shape, p.dtype, p.prim, p.role = data.shape, data.dtype, self, i
-                node.args = kept
-            node.saved = raw
-            node.shape = out.shape
-            node.dtype = out.dtype
-            if self.retain_output:
-                node.ans = out
-                node.out_version = t._version
-            else:
-                node.ans = None  # the node itself stands for it (Node is a NotSaved)
-            if self.residual:
-                node.residual = residual
-            if checking:
-                node.where = traceback.format_stack()[:-1]
+            t._requires_grad = False
+            return t
+        t._requires_grad = True
+        node = t._node = _new(Node)
+        node._prev = prev
+        node.prim = self
+        node.parents = parents  # type: ignore[assignment]
+        # (An empty kwargs dict is not kept: a shared one lets it go back to the free list.)
+        node.kwargs = kwargs or _NO_KWARGS
+        node.stamp = stamp
+        node._hooks = node.retained = None
+        keep = self.retain_inputs
+        if keep is None:  # the rules may read every input (the default)
+            node.args = args
+        else:  # keep only the declared inputs; the others as shape and dtype
+            kept = list(args)
+            i = 0
+            for a in args:
+                if isinstance(a, tensor_type) and i not in keep:  # type: ignore[arg-type]
+                    data = raw[i]
+                    p = raw[i] = kept[i] = _new(NotSaved)
+                    p.shape = data.shape
+                    p.dtype = data.dtype
+                    p.prim = self
+                    p.role = i
+                i += 1
+            node.args = kept
+        node.saved = raw
+        node.shape = out.shape
+        node.dtype = out.dtype
+        if self.retain_output:
+            node.ans = out
+            node.out_version = t._version
+        else:
+            node.ans = None  # the node itself stands for it (Node is a NotSaved)
+        if self.residual:
+            node.residual = residual
+        if checking:
+            node.where = traceback.format_stack()[:-1]
         return t
 
     def _on(self, arrays: Sequence[Any]) -> Callable[..., Any]:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 import chainrule.tensor.primitive as primitive  # the module (the package exports a function)
-from chainrule.tensor import backend, dtypes, grad_mode, movement
+from chainrule.tensor import backend, dtypes, grad_mode, methods, movement
 from chainrule.tensor import device as devices
 from chainrule.tensor.methods import TensorMethods, _index
 from chainrule.tensor.node import Node
@@ -133,14 +133,12 @@ class Tensor(TensorMethods):
     @staticmethod
     def _wrap(data: np.ndarray) -> Tensor:
         """A result tensor around ``data`` without copying or checks (the hot path)."""
+        # (Primitive.__call__ makes its results in the same way, inline: keep them alike.)
         t = _new(Tensor)
         t._data = data
         t._requires_grad = False
-        t._node = None
+        t._node = t._hooks = t._fp = t.grad = None
         t._version = [0, 0]
-        t._hooks = None
-        t._fp = None
-        t.grad = None
         t.name = ""
         return t
 
@@ -467,6 +465,7 @@ def _seed(out: Tensor, gradient: Any, op: str) -> Any:
 
 
 primitive._Tensor = Tensor
+methods._Tensor = Tensor
 
 # Last: the backward pass needs Tensor (a module-level name, not an import in backward()).
 from chainrule.tensor.backward import run_backward  # noqa: E402
