@@ -169,7 +169,9 @@ def _walk(
     """
     order: list[Any] = toposort(root)
     grads: dict[Any, Any] = {root: seed}
-    owned: set[int] = set()  # ids of sums this pass allocated: safe to add into in place
+    # The nodes whose gradient is a sum this pass allocated: safe to add into in place.
+    # (Keyed by node, not by the array's id: a node gets no more gradient once visited.)
+    owned: set[Any] = set()
     found: list[tuple[Any, Any]] = []
     anomaly_on = anomaly._enabled.get()
     relevant: set[Any] | None = None
@@ -187,28 +189,27 @@ def _walk(
     # (detect_anomaly() is the tool that reports them). Entered at the first op whose rules
     # can divide by zero (Primitive.quiet): ~1 µs a pass saved on relu/linear-only graphs.
     quiet: Any = None
+    node_type, ndarray = Node, np.ndarray
+    pop, grads_pop, grads_get = order.pop, grads.pop, grads.get
     try:
         while order:
-            node = order.pop()  # drop the list's reference: the node can be freed after
-            g = grads.pop(node, None)
+            node = pop()  # drop the list's reference: the node can be freed after
+            g = grads_pop(node, None)
             if g is None or (relevant is not None and node not in relevant):
                 continue
-            if owned:
-                owned.discard(id(g))
             if node._hooks:
                 g = _run_hooks(node, g, create_graph)
-            leaf = type(node) is not Node
+            if type(node) is not node_type:  # a leaf: its gradient ends here
+                if wanted is None or node in wanted:
+                    found.append((node, g))
+                continue
             if wanted is not None:
                 if node in wanted:
                     found.append((node, g))
-            elif leaf:
-                found.append((node, g))
             elif node.retained is not None:
                 t = node.retained()
                 if t is not None:
                     found.append((t, g))
-            if leaf:
-                continue
             saved = node.saved
             if saved is None:
                 raise _freed(node)
@@ -234,28 +235,32 @@ def _walk(
             else:  # on the arrays the forward pass saw
                 ans = node.ans
                 gis = prim.dispatch(needed, g, node if ans is None else ans, *saved, **kwargs)
-            k = -1
+            k = 0
             for parent in edges:
-                k += 1
                 gi = gis[k]
-                target = parent if type(parent) is Node else parent._data  # (shape, dtype)
+                target = parent if type(parent) is node_type else parent._data  # (shape, dtype)
                 # (Tested here, not only in _fit: most gradients already fit; saves a call.)
                 if gi.shape != target.shape or gi.dtype is not target.dtype:
                     gi = _fit(gi, target, create_graph)
                 if anomaly_on:
                     _check_grad(node, needed[k], gi)
-                prev = grads.get(parent)
+                k += 1
+                prev = grads_get(parent)
                 if prev is None:
                     grads[parent] = gi
-                elif id(prev) in owned:
+                elif parent in owned:
                     prev += gi  # our own buffer: no temporary
                 else:
-                    total = prev + gi
-                    if type(total) is np.ndarray:  # (0-d sums are NumPy scalars)
-                        owned.add(id(total))
-                    grads[parent] = total
+                    total = grads[parent] = prev + gi
+                    if type(total) is ndarray:  # (0-d sums are NumPy scalars)
+                        owned.add(parent)
             if not retain_graph:
-                node.release()  # what the forward pass saved: its memory can go now
+                # What the forward pass saved goes now (Node.release, inline: a call less
+                # per node). Shape and dtype stay: a retained child still fits to them.
+                node.saved = node.ans = None
+                node.args = node._prev = ()
+                if prim.residual:
+                    node.residual = None
     finally:
         if quiet is not None:
             quiet.__exit__(None, None, None)
