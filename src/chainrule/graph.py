@@ -10,7 +10,7 @@ recursion: Python's default recursion limit (1000) is never touched.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 
@@ -27,12 +27,13 @@ N = TypeVar("N", bound=GraphNode)
 def toposort(root: N) -> list[N]:
     """Return every node reachable from ``root``, each after all of its parents.
 
-    Depth-first search with an explicit stack. A node is pushed when it is met; when it
-    is expanded, it is pushed again under the marker ``_EMIT`` and then its parents, so
-    that it is emitted once they all are (no tuple per entry: this loop runs once per node
-    of graphs with 10^5..10^6 nodes, and on every backward pass). A node reached twice (a
-    shared sub-expression such as ``a + a``) is emitted once; a node without parents (a
-    leaf) is emitted as soon as it is expanded.
+    Depth-first search with an explicit stack of the nodes on the current path and, beside
+    each, an iterator over its parents (last first) that resumes where it stopped: a node is
+    emitted when its iterator is exhausted, that is after all of its parents. A node
+    without parents (a leaf) is emitted as soon as it is met; a node reached twice (a
+    shared sub-expression such as ``a + a``) is emitted once. This runs on every backward
+    pass (and once per node of graphs with 10^5..10^6 nodes), so it does as little per
+    step as it can: no tuple per stack entry, one set test per edge.
 
     Example:
         >>> from chainrule import Value
@@ -41,30 +42,25 @@ def toposort(root: N) -> list[N]:
         >>> [n.label or n._op for n in toposort(b)]
         ['a', '*', '+']
     """
+    if not root._prev:
+        return [root]
     order: list[N] = []
-    seen: set[N] = set()
-    stack: list[Any] = [root]
+    seen: set[N] = {root}
+    path: list[N] = [root]  # the nodes whose parents are being visited
+    todo: list[Iterator[Any]] = [reversed(root._prev)]  # and, for each, the parents left
     # Local aliases: the loop's every step is one of these calls.
-    push, pop, emit, mark = stack.append, stack.pop, order.append, seen.add
-    while stack:
-        node = pop()
-        if node is _EMIT:
-            emit(pop())
-            continue
-        if node in seen:
-            continue
-        mark(node)
-        parents = node._prev
-        if not parents:
-            emit(node)
-            continue
-        push(node)
-        push(_EMIT)
-        for parent in parents:
+    emit, mark, enter, push = order.append, seen.add, path.append, todo.append
+    while todo:
+        for parent in todo[-1]:
             if parent not in seen:
-                push(parent)
+                mark(parent)
+                parents = parent._prev
+                if parents:  # visit its parents first, then come back here
+                    enter(parent)
+                    push(reversed(parents))
+                    break
+                emit(parent)
+        else:  # every parent of path[-1] is emitted
+            todo.pop()
+            emit(path.pop())
     return order
-
-
-# On the stack, above a node whose parents are being visited: emit that node next.
-_EMIT: Any = object()

@@ -234,7 +234,20 @@ def _walk(
                 gis = prim.dispatch(needed, _as_tensor(g), _output(node), *node.args, **kwargs)
             else:  # on the arrays the forward pass saw
                 ans = node.ans
-                gis = prim.dispatch(needed, g, node if ans is None else ans, *saved, **kwargs)
+                if ans is None:
+                    ans = node  # (it stands for the output it did not keep)
+                rules = prim.rules
+                if len(needed) == 1 and rules:
+                    # One input needs a gradient and the rules are per input (defvjp): its
+                    # rule directly, as Primitive._per_input would (a frame and a list less).
+                    i = needed[0]
+                    rule = rules[i] if i < len(rules) else None
+                    if rule is None:
+                        gis = prim.dispatch(needed, g, ans, *saved, **kwargs)  # (it raises)
+                    else:
+                        gis = (rule(g, ans, *saved, **kwargs),)
+                else:
+                    gis = prim.dispatch(needed, g, ans, *saved, **kwargs)
             k = 0
             for parent in edges:
                 gi = gis[k]

@@ -126,6 +126,18 @@ class NotSaved(Unsaved):
         return f"NotSaved({self.prim.name}, shape={self.shape}, dtype={self.dtype})"
 
 
+class _Unread:
+    """What a node keeps for an input that none of its rules reads, not even as a shape
+    (``add``'s, ``exp``'s: see ``primitive._unread_inputs``). The rules never touch it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNREAD"
+
+
+UNREAD: Any = _Unread()
+
 _new = object.__new__
 
 
@@ -171,9 +183,9 @@ class Node(Unsaved):
     _prev: list[Any] | tuple[()]  # parent edges, one per position in ``parents``
     prim: Primitive
     # The arguments as a normal backward pass passes them to the rules: the arrays of the
-    # retained input tensors, a NotSaved for the other tensors, other arguments as given.
-    # None once released.
-    saved: list[Any] | None
+    # retained input tensors, a NotSaved for the other tensors (UNREAD for an input no
+    # rule reads), other arguments as given. None once released.
+    saved: Sequence[Any] | None
     # The same with the retained input Tensors themselves (create_graph; in-place checks).
     args: Sequence[Any]
     ans: np.ndarray | None  # the output's array when retained (else the node stands for it)

@@ -24,6 +24,7 @@ can be differentiated again.
 
 from __future__ import annotations
 
+import dis
 import functools
 import inspect
 import traceback
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from chainrule.tensor import anomaly, backend, grad_mode
-from chainrule.tensor.node import Node, NotSaved
+from chainrule.tensor.node import UNREAD, Node, NotSaved
 from chainrule.tensor.op_errors import _check_forward, _explain
 from chainrule.tensor.versions import _clock, fingerprint
 
@@ -61,6 +62,7 @@ class Primitive:
         "any_fn",
         "argnum_rule",
         "argnums_rule",
+        "blank",
         "differentiable",
         "dispatch",
         "fn",
@@ -70,6 +72,7 @@ class Primitive:
         "retain_inputs",
         "retain_output",
         "rules",
+        "unread",
     )
 
     def __init__(
@@ -106,6 +109,12 @@ class Primitive:
         # other tensor is kept as its shape and dtype only (chainrule.tensor.node.NotSaved).
         self.retain_inputs: tuple[int, ...] | None = None
         self.retain_output = True
+        # The input positions that no rule reads at all, not even as a shape (add's, exp's:
+        # found in the rules' code by defvjp, see _unread_inputs): kept as UNREAD, no
+        # NotSaved made. ``blank``: when that is every input of a call of the rules' arity,
+        # the row of UNREADs itself, shared by all the nodes (one store per operation).
+        self.unread: frozenset[int] = frozenset()
+        self.blank: tuple[Any, ...] | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` on the inputs' arrays; record it when an input requires a gradient.
@@ -198,13 +207,20 @@ class Primitive:
         node.stamp = stamp
         node._hooks = node.retained = None
         keep = self.retain_inputs
-        if keep is None:  # the rules may read every input (the default)
+        blank = self.blank
+        if blank is not None and len(blank) == len(args):  # no rule reads any input
+            node.args = node.saved = blank
+        elif keep is None:  # the rules may read every input (the default)
             node.args = args
-        else:  # keep only the declared inputs; the others as shape and dtype
+            node.saved = raw
+        else:  # keep only the declared inputs; the others as shape and dtype, or nothing
             kept = list(args)
+            unread = self.unread
             i = 0
             for a in args:
-                if isinstance(a, tensor_type) and i not in keep:  # type: ignore[arg-type]
+                if i in unread:
+                    raw[i] = kept[i] = UNREAD
+                elif isinstance(a, tensor_type) and i not in keep:  # type: ignore[arg-type]
                     data = raw[i]
                     p = raw[i] = kept[i] = _new(NotSaved)
                     p.shape = data.shape
@@ -213,7 +229,7 @@ class Primitive:
                     p.role = i
                 i += 1
             node.args = kept
-        node.saved = raw
+            node.saved = raw
         node.shape = out.shape
         node.dtype = out.dtype
         if self.retain_output:
@@ -347,6 +363,11 @@ def defvjp(
     prim.argnum_rule = prim.argnums_rule = None
     prim.dispatch = prim._per_input
     _declare(prim, retain_inputs, retain_output)
+    if prim.retain_inputs is not None:  # (the default keeps every input, read or not)
+        arity, unread = _unread_inputs(rules)
+        prim.unread = frozenset(unread) - set(prim.retain_inputs)
+        full = arity > 0 and prim.unread == set(range(arity))
+        prim.blank = (UNREAD,) * arity if full else None
 
 
 def defvjp_argnum(
@@ -387,6 +408,47 @@ def defvjp_argnums(
     _declare(prim, retain_inputs, retain_output)
 
 
+def _unread_inputs(rules: Sequence[VJPRule | None]) -> tuple[int, set[int]]:
+    """The inputs that no rule reads at all: ``(arity, unread positions)``.
+
+    A rule ``lambda g, ans, x, y: g`` never loads ``x`` or ``y``: nothing of them need be
+    kept, not even a NotSaved with their shape (the engine fits a gradient to its input
+    from the graph's edge). Read from each rule's code: a parameter that no instruction
+    loads (and no inner function captures) is unread. Anything this cannot see through (a
+    rule without Python code, ``*args``, ``locals()``, ``eval``) counts as reading all.
+    The arity is the number of inputs the rules take (0 when they do not agree).
+    """
+    arity = -1
+    unread: set[int] | None = None
+    for rule in rules:
+        if rule is None:
+            continue
+        code = getattr(rule, "__code__", None)
+        if (
+            code is None
+            or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
+            or getattr(rule, "__self__", None) is not None  # (a bound method)
+            or _SEES_LOCALS & set(code.co_names)
+        ):
+            return 0, set()
+        inputs = code.co_argcount - 2  # (after g and ans)
+        if arity not in (-1, inputs):
+            return 0, set()
+        arity = inputs
+        loaded = set(code.co_cellvars)
+        for op in dis.get_instructions(code):
+            if op.opname.startswith("LOAD"):  # (3.13's LOAD_FAST_LOAD_FAST: two names)
+                names = op.argval if isinstance(op.argval, tuple) else (op.argval,)
+                loaded.update(name for name in names if isinstance(name, str))
+        mine = {i for i, name in enumerate(code.co_varnames[2 : 2 + inputs]) if name not in loaded}
+        unread = mine if unread is None else unread & mine
+    return max(arity, 0), unread or set()
+
+
+# Names through which a rule could read its parameters without loading them.
+_SEES_LOCALS = frozenset({"locals", "vars", "eval", "exec", "_getframe", "currentframe"})
+
+
 def _declare(prim: Primitive, retain_inputs: Sequence[int] | None, retain_output: bool) -> None:
     if retain_inputs is not None:
         bad = [i for i in retain_inputs if not isinstance(i, int) or i < 0]
@@ -398,6 +460,7 @@ def _declare(prim: Primitive, retain_inputs: Sequence[int] | None, retain_output
         retain_inputs = tuple(sorted(set(retain_inputs)))
     prim.retain_inputs = retain_inputs
     prim.retain_output = bool(retain_output)
+    prim.unread, prim.blank = frozenset(), None  # (defvjp finds them for per-input rules)
 
 
 _ndarray = np.ndarray
