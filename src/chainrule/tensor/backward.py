@@ -233,7 +233,7 @@ def _walk(
             if create_graph:  # the rules run on Tensors: the backward pass is recorded
                 gis = prim.dispatch(needed, _as_tensor(g), _output(node), *node.args, **kwargs)
             else:  # on the arrays the forward pass saw
-                ans = node.ans
+                ans: Any = node.ans
                 if ans is None:
                     ans = node  # (it stands for the output it did not keep)
                 rules = prim.rules
@@ -257,7 +257,7 @@ def _walk(
                     gi = _fit(gi, target, create_graph)
                 if anomaly_on:
                     _check_grad(node, needed[k], gi)
-                k += 1
+                k += 1  # noqa: SIM113 (no tuple per edge)
                 prev = grads_get(parent)
                 if prev is None:
                     grads[parent] = gi

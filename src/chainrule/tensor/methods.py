@@ -97,7 +97,9 @@ def _pair(x: Any, y: Any, op: str, true_division: bool = False) -> tuple[Any, An
             return x, y
         if type(y) is int and xd.kind in "iuf":
             return x, y
-    elif xd.kind == "f" and (type(y) is float or type(y) is int or getattr(yd, "dtype", None) is xd):
+    elif xd.kind == "f" and (
+        type(y) is float or type(y) is int or getattr(yd, "dtype", None) is xd
+    ):
         return x, y  # a float tensor divided by a number or by its own dtype: no cast
     if backend.is_library_array(yd) and not backend.is_numpy(yd):
         return x, y  # two libraries: the operation raises, naming both

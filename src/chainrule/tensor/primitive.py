@@ -159,7 +159,7 @@ class Primitive:
                     stamp = ~_clock[0]
             elif type(a) is not _ndarray and type(a) not in _PLAIN and _foreign_array(a):
                 foreign = True
-            i += 1
+            i += 1  # noqa: SIM113 (no tuple per input)
         if kwargs:
             for value in kwargs.values():
                 if isinstance(value, tensor_type):  # type: ignore[arg-type]
@@ -181,7 +181,7 @@ class Primitive:
             # a move's output lives on its device even when its input was NumPy's)
             out = np.asarray(out)
         # Tensor._wrap(out), inline (a frame less per operation): keep the two alike.
-        t = _new(tensor_type)
+        t = _new(tensor_type)  # type: ignore[arg-type]
         t._data = out
         t._node = t._hooks = t._fp = t.grad = None
         t._version = [0, 0]
@@ -193,7 +193,11 @@ class Primitive:
             prev is None
             or not _grad_enabled()
             or not self.differentiable
-            or (out.dtype.kind != "f" if type(out) is _ndarray else not backend.is_floating(out.dtype))
+            or (
+                out.dtype.kind != "f"
+                if type(out) is _ndarray
+                else not backend.is_floating(out.dtype)
+            )
         ):
             t._requires_grad = False
             return t
@@ -227,7 +231,7 @@ class Primitive:
                     p.dtype = data.dtype
                     p.prim = self
                     p.role = i
-                i += 1
+                i += 1  # noqa: SIM113 (no tuple per input)
             node.args = kept
             node.saved = raw
         node.shape = out.shape
