@@ -165,7 +165,9 @@ class TensorMethods(TorchMethods):
         return ops.multiply(x, y)  # type: ignore[no-any-return]
 
     def __truediv__(self, other: Any) -> Tensor:
-        if isinstance(other, _Tensor) and other._data.dtype is self._data.dtype:
+        xd = self._data.dtype
+        if type(other) is type(self) and other._data.dtype is xd and getattr(xd, "kind", "") == "f":
+            # (int / int is a division in the default float dtype: _pair casts)
             return ops.divide(self, other)  # type: ignore[no-any-return]  # (no cast: fast)
         return ops.divide(*_pair(self, other, "truediv", true_division=True))  # type: ignore[no-any-return]
 
