@@ -243,3 +243,26 @@ def test_sum_to_undoes_broadcasting_in_every_form(src: tuple[int, ...], dst: Any
         np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
     t = Tensor(x.copy(), requires_grad=True)
     assert gradcheck(lambda a: (ops.sum_to(a, dst) ** 2).sum(), t, order=2)
+
+
+@pytest.mark.parametrize("shape", [(3,), (100, 16), (128, 256)])  # 0-d to large
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_the_relu_rule_selects_exactly_like_where_for_non_finite_gradients(
+    shape: tuple[int, ...], dtype: Any
+) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[:3] = [0.0, -0.0, 1.0]  # the subgradient 0 at 0, as PyTorch
+    g = rng.standard_normal(shape).astype(dtype)
+    g.flat[:3] = [np.inf, np.nan, -0.0]  # off the mask -> +0.0; on it, kept (also -0.0)
+    ans = np.maximum(x, 0)
+    rule = ops.relu.rules[0]
+    assert rule is not None
+    got = rule(g, ans, x)
+    want = np.where(ans > 0, g, dtype(0.0))
+    assert got.dtype == dtype and got.shape == shape
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))  # bitwise
+    tx = torch.tensor(x, requires_grad=True)
+    torch.relu(tx).backward(torch.tensor(g))
+    assert tx.grad is not None
+    np.testing.assert_array_equal(got, tx.grad.numpy())

@@ -24,6 +24,7 @@ Axis = int | tuple[int, ...] | None
 _add: Any = np.add
 _maximum: Any = np.maximum
 _minimum: Any = np.minimum
+_NUMPY = (np.ndarray, np.generic)  # NumPy arrays (and subclasses: compile's tracers), scalars
 
 
 def _axes(axis: Axis, ndim: int) -> tuple[int, ...]:
@@ -105,7 +106,7 @@ defvjp(mean, _mean_rule, retain_inputs=(), retain_output=False)
 def _extremum_rule(g: Any, ans: Any, x: Any, axis: Axis = None, keepdims: bool = False) -> Any:
     # Ties share the gradient equally (PyTorch's amax/amin): each of k maxima gets g/k.
     hit = x == _unreduce(ans, x, axis, keepdims)
-    if isinstance(g, np.ndarray | np.generic) and isinstance(hit, np.ndarray):
+    if isinstance(g, _NUMPY) and isinstance(hit, np.ndarray):
         # NumPy: the count in g's dtype from the ufunc itself, and np.where, not the
         # primitive (4 calls, ~1.5 µs each, in place of ~8); the same values. (isinstance:
         # chainrule.compile's tracers record these calls too.)
