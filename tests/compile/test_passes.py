@@ -64,7 +64,7 @@ def test_relu_backward_line_gives_the_engines_bits_with_inf_nan_and_signed_zeros
         assert np.array_equal(bits(want), bits(got))
         assert want.strides == got.strides
     assert compiled.traces <= 2
-    assert "np.multiply(" in compiled.source and ".view(np.int32)" in compiled.source
+    assert "np.multiply(" in compiled.source and ".view(_dtype_int32)" in compiled.source
 
 
 @pytest.mark.parametrize("small_blocks", [False, True])

@@ -106,6 +106,8 @@ def _traced_select(select: Any) -> Any:
     program does it in one NumPy call: g's bits times the mask (True is 1) keeps each
     float's bits or gives 0, the bits of +0.0, so inf and nan become +0.0 where the mask
     is off, the same bits as the engine's. The line reads as the lecture's 𝕀[f > 0] ⊙ g.
+    The views take dtype objects from the program's namespace (``_dtype_int32``): a
+    ``.view(np.int32)`` pays an attribute read and a type-to-dtype conversion per call.
     """
 
     def traced(g: Any, mask: Any) -> Any:
@@ -124,8 +126,8 @@ def _traced_select(select: Any) -> Any:
             code = f"{fn}({rec.fmt(g)}, {rec.fmt(mask)})  # g where the mask is set, else +0.0"
         else:
             code = (
-                f"np.multiply({rec.fmt(g)}.view(np.{ints}), {rec.fmt(mask)})"
-                f".view(np.{g.dtype.name})  # g where the mask is set, else +0.0"
+                f"np.multiply({rec.fmt(g)}.view(_dtype_{ints}), {rec.fmt(mask)})"
+                f".view(_dtype_{g.dtype.name})  # g where the mask is set, else +0.0"
             )
         return rec.result(result, "relu_g", code)
 

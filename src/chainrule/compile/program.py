@@ -180,12 +180,18 @@ def generate(
         "_GuardFailed": GuardFailed,
         "_GuardTooLate": GuardTooLate,
         "_Retrace": Retrace,
+        **VIEW_DTYPES,
         **consts,
         **rec.consts,
     }
     exec(compile(source, f"<chainrule.compile {name}>", "exec"), namespace)
     return Program(source, namespace[name], any(s.guard for s in stmts))
 
+
+# The dtypes the ReLU rule's line views through (draws._traced_select), as objects.
+VIEW_DTYPES = {
+    f"_dtype_{t}": np.dtype(t) for t in ("int16", "int32", "int64", "float16", "float32", "float64")
+}
 
 _PHASES = {
     "forward": "forward",
