@@ -221,3 +221,74 @@ def test_grad_reuse_covers_every_slot_of_a_tensor() -> None:
     from chainrule.compile import _engine
 
     assert set(Tensor.__slots__) == set(_engine.REUSE_COVERS)
+
+
+def test_a_compiled_update_bumps_each_version_and_the_clock_as_eager_mode_does() -> None:
+    from chainrule.tensor import versions
+
+    eager_params, eager_step = sgd_mlp()
+    params, step = sgd_mlp()
+    compiled = chainrule.compile(step)
+    x, y = xy()
+    for _ in range(4):
+        eager_step(x, y)
+        compiled(x, y)
+    assert [p._version[0] for p in params] == [p._version[0] for p in eager_params]
+    before = versions._clock[0]
+    compiled(x, y)
+    assert versions._clock[0] == before + 1  # one change of all the parameters at once
+    assert {p._version[1] for p in params} == {before + 1}
+    w = params[0]
+    loss = (w * w).sum()  # a graph recorded before the update saved w
+    compiled(x, y)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()  # sees the update, as after an eager step
+
+
+def test_each_learning_rate_is_read_once_per_call_under_a_name_no_one_else_uses() -> None:
+    nn.manual_seed(0)
+    model = nn.MLP(2, [8], 3)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(lr: Tensor, y: np.ndarray) -> Tensor:  # a user name that is taken: `lr`
+        opt.zero_grad()
+        loss = F.cross_entropy(model(lr), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled = chainrule.compile(step)
+    x, y = xy()
+    compiled(x, y)
+    compiled(x, y)
+    source = compiled.source
+    assert source.count("param_groups[0]['lr']") == 1  # four parameters, one read
+    assert "lr_1 = _o" in source and "np.multiply(" in source and ", lr_1, out=" in source
+    opt.param_groups[0]["lr"] = 0.0  # read afresh on the next call: nothing moves
+    before = [p.numpy().copy() for p in model.parameters()]
+    compiled(x, y)
+    after = [p.numpy() for p in model.parameters()]
+    assert all(np.array_equal(b, a) for b, a in zip(before, after, strict=True))
+    assert compiled.traces == 2
+
+
+def test_relus_zero_is_a_typed_constant_that_gives_the_numbers_bits() -> None:
+    from chainrule.tensor.ops import elementwise
+
+    for dtype in (np.float16, np.float32, np.float64):
+        x = special_values((5, 7), 3).astype(dtype)
+        got, want = elementwise._relu(x), np.maximum(x, 0)
+        assert got.dtype == want.dtype == dtype
+        assert np.array_equal(got.view(f"i{got.itemsize}"), want.view(f"i{want.itemsize}"))
+    for x in (np.array([-2, 0, 3]), np.array([True, False])):  # no float: keeps the number
+        got, want = elementwise._relu(x), np.maximum(x, 0)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    zero = elementwise._ZEROS[np.dtype(np.float32)]
+    with pytest.raises(ValueError):
+        zero[...] = 1.0  # read-only: shared by every call
+    _, step = sgd_mlp()
+    compiled = chainrule.compile(step)
+    x, y = xy()
+    compiled(x, y)
+    compiled(x, y)
+    assert "np.maximum(" in compiled.source and ", _zero1)" in compiled.source

@@ -16,16 +16,22 @@ import numpy as np
 from chainrule.tensor import anomaly, grad_mode
 from chainrule.tensor.primitive import mark_modified
 from chainrule.tensor.tensor import Tensor
+from chainrule.tensor.versions import _clock as clock
+from chainrule.tensor.versions import _clock_lock as clock_lock
+from chainrule.tensor.versions import mark_modified_source
 
 __all__ = [
     "Tensor",
     "anomaly_enabled",
     "array_expr",
     "cache_key",
+    "clock",
+    "clock_lock",
     "get_array",
     "grad_enabled",
     "has_hooks",
     "mark_modified",
+    "mark_modified_source",
     "set_array",
     "store_grad_lines",
     "wrap",

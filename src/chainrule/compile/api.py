@@ -195,7 +195,7 @@ class Compiled:
         written = {w for s in rec.stmts for w in s.writes}
         touched = [c for c, t in before.tensors if rec_var(before, c) in written]
         if touched:  # as optimizer.step(): graphs recorded before see the change
-            epilogue.append(f"_mark_modified({', '.join(touched)})")
+            epilogue += _engine.mark_modified_source(touched)
         live = {h.expr for _, h, _ in hypers if not h.used} & rec.live
         hyper = [(e, v) for e, v in before.guards if e not in live]
         prologue = []

@@ -112,7 +112,10 @@ class Recorder:
         tname = getattr(x, "__name__", "")
         if isinstance(x, type) and issubclass(x, np.generic) and getattr(np, tname, 0) is x:
             return f"np.{tname}"
-        return self.const(x, "c" if isinstance(x, np.ndarray | np.generic) else "k")
+        if isinstance(x, np.ndarray | np.generic):
+            zero = x.ndim == 0 and x.dtype.kind == "f" and not x and not np.signbit(x)
+            return self.const(x, "zero" if zero else "c")  # (relu's 0: np.maximum(f, _zero1))
+        return self.const(x, "k")
 
     def fmt_index(self, idx: Any) -> str:
         items = idx if isinstance(idx, tuple) else (idx,)

@@ -48,6 +48,17 @@ def mark_modified(*tensors: Tensor) -> None:
         _clock[0] = now  # published last: see _clock
 
 
+def mark_modified_source(names: list[str]) -> list[str]:
+    """``mark_modified(*names)`` as straight-line Python, for chainrule.compile's programs:
+    the same steps, without the call and the loop (a few µs of a small step). The lines
+    read ``_clock`` and ``_clock_lock`` of this module. Keep the two alike."""
+    lines = ["with _clock_lock:  # each changed tensor's version: mark_modified, inline"]
+    lines.append("    _now = _clock[0] + 1")
+    lines += [f"    _v = {n}._version; _v[0] += 1; _v[1] = _now" for n in names]
+    lines.append("    _clock[0] = _now")
+    return lines
+
+
 def mark_handed_out(t: Tensor) -> None:
     """``t``'s array is now held outside the engine and may be written through it."""
     t._fp = fingerprint(t._data)

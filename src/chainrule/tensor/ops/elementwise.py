@@ -109,8 +109,16 @@ sigmoid = primitive(_sigmoid, "sigmoid", _sigmoid_any)
 defvjp(sigmoid, lambda g, ans, x: g * ans * (1 - ans), retain_inputs=())  # σ' = σ(1 - σ)
 
 
+# 0 as a read-only 0-d array of each float dtype: NumPy compares and takes the maximum
+# with it ~1 µs faster than with the Python number 0 (no scalar conversion), to the same
+# bits. Other dtypes keep the number (a bool or int array's maximum with 0 promotes).
+_ZEROS = {np.dtype(t): np.zeros((), t) for t in (np.float16, np.float32, np.float64)}
+for _zero in _ZEROS.values():
+    _zero.flags.writeable = False
+
+
 def _relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0)
+    return np.maximum(x, _ZEROS.get(x.dtype, 0))
 
 
 relu = primitive(_relu, "relu", lambda xp, x: xp.maximum(x, xp.zeros_like(x)))
@@ -140,7 +148,7 @@ def _relu_rule(g: Any, ans: Any, x: Any) -> Any:
     # A normal backward pass (isinstance: chainrule.compile's tracer arrays take this path too)
     arrays = isinstance(g, np.ndarray) and isinstance(ans, np.ndarray)
     if arrays and g.shape == ans.shape and g.dtype.kind == "f":
-        return _select(g, ans > 0)
+        return _select(g, ans > _ZEROS.get(ans.dtype, 0))
     return where(ans > 0, g, 0.0)  # on Tensors (create_graph): recorded, differentiable
 
 
