@@ -263,7 +263,8 @@ def test_each_learning_rate_is_read_once_per_call_under_a_name_no_one_else_uses(
     compiled(x, y)
     source = compiled.source
     assert source.count("param_groups[0]['lr']") == 1  # four parameters, one read
-    assert "lr_1 = _o" in source and "np.multiply(" in source and ", lr_1, out=" in source
+    assert "lr_1 = _o" in source and "lr_1_f32 = np.asarray(lr_1, " in source
+    assert ", lr_1_f32, out=" in source
     opt.param_groups[0]["lr"] = 0.0  # read afresh on the next call: nothing moves
     before = [p.numpy().copy() for p in model.parameters()]
     compiled(x, y)
@@ -292,3 +293,47 @@ def test_relus_zero_is_a_typed_constant_that_gives_the_numbers_bits() -> None:
     compiled(x, y)
     compiled(x, y)
     assert "np.maximum(" in compiled.source and ", _zero1)" in compiled.source
+
+
+def sgd_mlp_opt(dtype: Any) -> tuple[nn.Module, optim.Optimizer, Callable[..., Any]]:
+    nn.manual_seed(0)
+    model = nn.MLP(2, [8], 3)
+    for p in model.parameters():
+        p.data = p.data.astype(dtype)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x: Tensor, y: np.ndarray) -> Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return model, opt, step
+
+
+@pytest.mark.parametrize("lr", [1 / 3, 1e-8, 0.30000000000000004, np.float64(1 / 3), 2])
+def test_a_learning_rate_converted_once_gives_eagers_bits(lr: Any) -> None:
+    (e_model, e_opt, e_step), (model, opt, step) = sgd_mlp_opt(np.float32), sgd_mlp_opt(np.float32)
+    compiled = chainrule.compile(step)
+    x, y = xy()
+    for k in range(6):
+        if k == 3:  # a new value (a NumPy scalar, an int) after the trace: as eager mode
+            e_opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"] = lr
+        e_step(x, y)
+        compiled(x, y)
+    assert "lr_f32 = np.asarray(lr, np.float32)" in compiled.source
+    assert compiled.traces == 2
+    for p, q in zip(e_model.parameters(), model.parameters(), strict=True):
+        assert p.dtype == q.dtype == np.float32
+        assert np.array_equal(bits(p.numpy()), bits(q.numpy()))
+
+
+def test_a_float64_update_reads_the_learning_rate_as_it_is() -> None:
+    _, _, step = sgd_mlp_opt(np.float64)
+    compiled = chainrule.compile(step)
+    x, y = xy()
+    x = Tensor(x.numpy().astype(np.float64))
+    compiled(x, y)
+    compiled(x, y)
+    assert "lr_f32" not in compiled.source and ", lr, out=" in compiled.source

@@ -20,6 +20,7 @@ import numpy as np
 
 from chainrule.compile import _engine
 from chainrule.compile.blocks import block_updates
+from chainrule.compile.hoist import read_hyperparameters_once
 from chainrule.compile.inplace import reuse_dead_operands
 from chainrule.compile.stmt import GuardFailed, Stmt
 from chainrule.compile.tracer import Recorder
@@ -82,58 +83,6 @@ def fold_transposes(stmts: list[Stmt]) -> tuple[list[Stmt], dict[str, str]]:
     return out, alias
 
 
-def read_hyperparameters_once(stmts: list[Stmt], live: set[str], params: list[str]) -> list[Stmt]:
-    """Read each hyperparameter that several lines use into a local, before the first.
-
-    SGD's update reads ``opt.param_groups[0]['lr']`` once per parameter: a dict lookup in
-    a list in an attribute, six times on a small MLP. Nothing in the program can change
-    it between the lines, so ``lr = opt.param_groups[0]['lr']`` once reads the same value.
-    """
-    counts = {e: sum(e in s.code for s in stmts) for e in live}
-    hoisted = sorted((e for e, n in counts.items() if n > 1), key=len, reverse=True)
-    if not hoisted:
-        return stmts
-
-    def words(code: str) -> set[str]:
-        for e in hoisted:
-            code = code.replace(e, " ")
-        return set(re.findall(r"\b\w+\b", code))
-
-    taken = {w for s in stmts for w in words(s.code)} | set(params)
-    local: dict[str, str] = {}
-    for e in hoisted:
-        key = re.findall(r"\['(\w+)'\]$", e)
-        base = key[0] if key else "hyper"
-        name, n = base, 0
-        while name in taken:
-            n += 1
-            name = f"{base}_{n}"
-        taken.add(name)
-        local[e] = name
-    out: list[Stmt] = []
-    read: set[str] = set()
-    for st in stmts:
-        code = st.code
-        for e in hoisted:  # (longest first: no expression is a part of a longer one)
-            if e in code:
-                if e not in read:
-                    read.add(e)
-                    out.append(
-                        replace(
-                            st,
-                            code=f"{local[e]} = {e}",
-                            defs=(local[e],),
-                            uses=(),
-                            writes=(),
-                            effect=False,
-                            guard=False,
-                        )
-                    )
-                code = code.replace(e, local[e])
-        out.append(st if code == st.code else replace(st, code=code))
-    return out
-
-
 def _renamed(st: Stmt, alias: dict[str, str]) -> Stmt:
     def sub(m: re.Match[str]) -> str:
         return alias.get(m.group(0), m.group(0))
@@ -169,7 +118,7 @@ def generate(
     results = outputs | _used([*epilogue, ret])
     stmts = reuse_dead_operands(stmts, rec.meta, set(rec.inputs), results)
     stmts = block_updates(stmts, rec.meta, results)
-    stmts = read_hyperparameters_once(stmts, rec.live, params)
+    stmts = read_hyperparameters_once(stmts, rec.live, params, rec.meta)
     inputs = set(rec.inputs)
     unsafe_after = next(
         (i for i, s in enumerate(stmts) if (s.effect and not s.guard) or inputs & set(s.writes)),
