@@ -71,9 +71,10 @@ def test_relu_backward_line_gives_the_engines_bits_with_inf_nan_and_signed_zeros
 def test_blocked_sgd_update_gives_eager_bits(
     small_blocks: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 390 x 390 float32 is 594 KB: updated in blocks of rows. With blocks of 7 rows of 390
-    # (390 rows not a multiple of the block) the 390 x 20 weight is blocked too; the
-    # 3 x 390 one fits in one block, and 1-d biases are never blocked.
+    # 390 x 390 float32 is 594 KB: updated in blocks of rows from 512 KB on. With blocks
+    # of 7 rows of 390 (390 rows not a multiple of the block) the 390 x 20 weight is
+    # blocked too; the 3 x 390 one fits in one block, and 1-d biases are never blocked.
+    monkeypatch.setattr(blocks, "BLOCKED_BYTES", 512 * 1024)
     if small_blocks:
         monkeypatch.setattr(blocks, "BLOCKED_BYTES", 64)
         monkeypatch.setattr(blocks, "BLOCK_BYTES", 7 * 390 * 4)

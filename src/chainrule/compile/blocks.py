@@ -1,11 +1,12 @@
 """SGD's update of a large parameter in blocks of rows that stay in cache: the same bits.
 
-Eager SGD updates each parameter in two passes over memory, ``np.multiply(g, lr, out=tmp)``
-then ``p -= tmp``: on a 4096 x 4096 weight that writes 64 MB of ``tmp`` and reads it back.
-Both are elementwise, so doing them a block of rows at a time, with the block of ``tmp``
-reused from block to block, computes every element exactly as before (the same two
-roundings, in the same order) while ``tmp`` never leaves the cache: one pass over memory
-less. The program does that for parameters of at least ``BLOCKED_BYTES``.
+An update is two passes over memory, ``np.multiply(g, lr, out=tmp)`` then ``p -= tmp``: on
+a 4096 x 4096 weight that writes 64 MB of ``tmp`` and reads it back. Both are elementwise,
+so doing them a block of rows at a time, with the block of ``tmp`` reused from block to
+block, computes every element exactly as before (the same two roundings, in the same
+order) while ``tmp`` never leaves the cache: one pass over memory less. Eager SGD does it
+(``chainrule.optim.arrays.descend``); a trace records the two whole-array lines, and this
+pass writes them as the loop again, for parameters of at least ``BLOCKED_BYTES``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ import re
 from dataclasses import replace
 
 from chainrule.compile.stmt import ArrayInfo, Stmt
-
-BLOCKED_BYTES = 512 * 1024  # smaller updates fit in cache as they are
-BLOCK_BYTES = 256 * 1024  # a block of the gradient, tmp and parameter: about half an L2
+from chainrule.optim.arrays import BLOCK_BYTES, BLOCKED_BYTES  # (eager SGD's, the same)
 
 _SCALE = re.compile(r"^np\.multiply\((\w+), ([^,]+), out=(\w+)\)$")
 _SUB = re.compile(r"^(\w+) -= (\w+)$")

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.optim.arrays import ufuncs
+from chainrule.optim.arrays import descend, ufuncs
 from chainrule.optim.optimizer import Optimizer, ParamGroup, Params, _require
 
 
@@ -109,5 +109,4 @@ class SGD(Optimizer):
                 d = b
             else:
                 d = buf
-        xp.multiply(d, lr, out=a)  # a may be d itself: elementwise, so safe
-        p -= a
+        descend(xp, p, d, lr, a)  # p -= lr * d through a (a may be d itself)
