@@ -147,12 +147,15 @@ def test_in_place_rewrite_is_used_on_dead_temporaries_and_keeps_eager_bits() -> 
     assert "in place:" in compiled.source
 
 
-def sgd_mlp(
-    n_in: int = 2, widths: Sequence[int] = (8,), lr: float = 0.1
-) -> tuple[list[Tensor], Callable[..., Any]]:
-    """An MLP's parameters and its SGD step (seeded: two calls give the same model)."""
+def sgd_model(
+    n_in: int = 2, widths: Sequence[int] = (8,), lr: float = 0.1, dtype: Any = np.float32
+) -> tuple[nn.Module, optim.Optimizer, Callable[..., Any]]:
+    """An MLP, its SGD optimiser and its step (seeded: two calls give the same model)."""
     nn.manual_seed(0)
     model = nn.MLP(n_in, list(widths), 3)
+    for p in model.parameters():
+        if p.dtype != dtype:
+            p.data = p.data.astype(dtype)
     opt = optim.SGD(model.parameters(), lr=lr)
 
     def step(x: Tensor, y: np.ndarray) -> Tensor:
@@ -162,6 +165,14 @@ def sgd_mlp(
         opt.step()
         return loss
 
+    return model, opt, step
+
+
+def sgd_mlp(
+    n_in: int = 2, widths: Sequence[int] = (8,), lr: float = 0.1
+) -> tuple[list[Tensor], Callable[..., Any]]:
+    """An MLP's parameters and its SGD step."""
+    model, _, step = sgd_model(n_in, widths, lr)
     return list(model.parameters()), step
 
 
@@ -296,26 +307,9 @@ def test_relus_zero_is_a_typed_constant_that_gives_the_numbers_bits() -> None:
     assert "np.maximum(" in compiled.source and ", _zero1)" in compiled.source
 
 
-def sgd_mlp_opt(dtype: Any) -> tuple[nn.Module, optim.Optimizer, Callable[..., Any]]:
-    nn.manual_seed(0)
-    model = nn.MLP(2, [8], 3)
-    for p in model.parameters():
-        p.data = p.data.astype(dtype)
-    opt = optim.SGD(model.parameters(), lr=0.1)
-
-    def step(x: Tensor, y: np.ndarray) -> Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return model, opt, step
-
-
 @pytest.mark.parametrize("lr", [1 / 3, 1e-8, 0.30000000000000004, np.float64(1 / 3), 2])
 def test_a_learning_rate_converted_once_gives_eagers_bits(lr: Any) -> None:
-    (e_model, e_opt, e_step), (model, opt, step) = sgd_mlp_opt(np.float32), sgd_mlp_opt(np.float32)
+    (e_model, e_opt, e_step), (model, opt, step) = sgd_model(), sgd_model()
     compiled = chainrule.compile(step)
     x, y = xy()
     for k in range(6):
@@ -331,7 +325,7 @@ def test_a_learning_rate_converted_once_gives_eagers_bits(lr: Any) -> None:
 
 
 def test_a_float64_update_reads_the_learning_rate_as_it_is() -> None:
-    _, _, step = sgd_mlp_opt(np.float64)
+    _, _, step = sgd_model(dtype=np.float64)
     compiled = chainrule.compile(step)
     x, y = xy()
     x = Tensor(x.numpy().astype(np.float64))
