@@ -62,11 +62,17 @@ def import_jax(threads: int) -> None:
     jax, jnp = jax_module, jnp_module
 
 
-def make_steps(sizes: list[int], batch: int, style: str) -> tuple[dict[str, Any], float]:
+def problem(sizes: list[int], batch: int) -> tuple[matrix.Network, np.ndarray, np.ndarray]:
+    """The seeded network (the lecture's layout), batch and class labels every candidate
+    starts from."""
     rng = np.random.default_rng(0)
     net = matrix.init_network(sizes, rng, dtype=np.float32)
     x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
-    y = rng.integers(0, sizes[-1], batch)
+    return net, x, rng.integers(0, sizes[-1], batch)
+
+
+def make_steps(sizes: list[int], batch: int, style: str) -> tuple[dict[str, Any], float]:
+    net, x, y = problem(sizes, batch)
     onehot = np.eye(sizes[-1], dtype=np.float32)[y]
     x_cols = np.ascontiguousarray(x.T)
 

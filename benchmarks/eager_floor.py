@@ -16,6 +16,8 @@ Candidates (interleaved blocks, medians of per-round ratios to ``numpy``):
 - ``chainrule eager``: the same step on chainrule's engine;
 - ``chainrule compiled``: ``chainrule.compile`` of it (the NumPy calls alone, no engine).
 
+The last three are ``compile.py``'s plain-style candidates, from the same weights and batch.
+
 Run:  .venv/bin/python benchmarks/eager_floor.py [--rounds N]
 """
 
@@ -30,10 +32,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-import chainrule
-from chainrule import Tensor
-from chainrule.lecture import matrix
-from chainrule.optim import SGD
+import compile as compile_bench
 from mlp_step import LR, SIZES
 
 Grads = Callable[[np.ndarray], tuple[np.ndarray, ...]]
@@ -126,20 +125,10 @@ class Bare:
 
 def make_steps() -> dict[str, Callable[[], Any]]:
     sizes, batch, _ = SIZES["small"]
-    rng = np.random.default_rng(0)
-    net = matrix.init_network(sizes, rng, dtype=np.float32)
-    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
-    y = rng.integers(0, sizes[-1], batch)
+    theirs, _ = compile_bench.make_steps(sizes, batch, "plain")  # numpy, eager, compiled
+    net, x, y = compile_bench.problem(sizes, batch)  # the same start, for the bare engine
     onehot = np.eye(sizes[-1], dtype=np.float32)[y]
-    x_cols = np.ascontiguousarray(x.T)
     depth = len(net.weights) - 1
-
-    def numpy_step() -> float:
-        fp = matrix.forward(net, x_cols)
-        loss, dl_df = matrix.cross_entropy(fp.f[-1], y, mean=True)
-        matrix.sgd_step(net, matrix.backward(net, fp, dl_df), LR)
-        return loss
-
     bw = [Bare(w.T.copy()) for w in net.weights]
     bb = [Bare(b.ravel().copy()) for b in net.biases]
     bare_params = [*bw, *bb]
@@ -160,31 +149,11 @@ def make_steps() -> dict[str, Callable[[], Any]]:
             p.data -= LR * p.grad
         return loss.data
 
-    weights = [Tensor(w.T.copy(), requires_grad=True) for w in net.weights]
-    biases = [Tensor(b.ravel().copy(), requires_grad=True) for b in net.biases]
-    opt = SGD([*weights, *biases], lr=LR)
-    xt, yt = Tensor(x), Tensor(onehot)
-
-    def chainrule_step(xt: Tensor, target: Tensor) -> Tensor:
-        h = xt
-        for k in range(depth + 1):
-            h = h @ weights[k] + biases[k]
-            if k < depth:
-                h = h.relu()
-        z = h - h.max(axis=1, keepdims=True)
-        logp = z - z.exp().sum(axis=1, keepdims=True).log()
-        loss = -(logp * target).sum() / batch
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
-    compiled = chainrule.compile(chainrule_step)
     return {
-        "numpy": numpy_step,
+        "numpy": theirs["numpy"],
         "bare eager": bare_step,
-        "chainrule eager": lambda: chainrule_step(xt, yt),
-        "chainrule compiled": lambda: compiled(xt, yt),
+        "chainrule eager": theirs["eager"],
+        "chainrule compiled": theirs["compiled"],
     }
 
 

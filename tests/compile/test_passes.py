@@ -181,6 +181,19 @@ def xy() -> tuple[Tensor, np.ndarray]:
     return Tensor(rng.standard_normal((10, 2)).astype(np.float32)), rng.integers(0, 3, 10)
 
 
+def twins(steps: int) -> tuple[list[Tensor], Callable[..., Any], list[Tensor], Any]:
+    """The same seeded SGD model twice, one stepped eagerly and one compiled, ``steps``
+    calls each on ``xy()``: (eager params, eager step, params, compiled step)."""
+    eager_params, eager_step = sgd_mlp()
+    params, step = sgd_mlp()
+    compiled = chainrule.compile(step)
+    x, y = xy()
+    for _ in range(steps):
+        eager_step(x, y)
+        compiled(x, y)
+    return eager_params, eager_step, params, compiled
+
+
 def test_a_kept_old_grad_is_never_overwritten_by_the_next_compiled_step() -> None:
     params, step = sgd_mlp()
     compiled = chainrule.compile(step)
@@ -198,13 +211,8 @@ def test_a_kept_old_grad_is_never_overwritten_by_the_next_compiled_step() -> Non
 def test_an_unheld_grad_tensor_is_reused_and_a_changed_one_is_replaced(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    eager_params, eager_step = sgd_mlp()
-    params, step = sgd_mlp()
-    compiled = chainrule.compile(step)
+    eager_params, eager_step, params, compiled = twins(steps=3)
     x, y = xy()
-    for _ in range(3):
-        eager_step(x, y)
-        compiled(x, y)
     made: list[int] = []  # Tensors built by the compiled step
     wrap = Tensor._wrap
     monkeypatch.setattr(Tensor, "_wrap", staticmethod(lambda a: made.append(1) or wrap(a)))
@@ -238,13 +246,8 @@ def test_grad_reuse_covers_every_slot_of_a_tensor() -> None:
 def test_a_compiled_update_bumps_each_version_and_the_clock_as_eager_mode_does() -> None:
     from chainrule.tensor import versions
 
-    eager_params, eager_step = sgd_mlp()
-    params, step = sgd_mlp()
-    compiled = chainrule.compile(step)
+    eager_params, _, params, compiled = twins(steps=4)
     x, y = xy()
-    for _ in range(4):
-        eager_step(x, y)
-        compiled(x, y)
     assert [p._version[0] for p in params] == [p._version[0] for p in eager_params]
     before = versions._clock[0]
     compiled(x, y)

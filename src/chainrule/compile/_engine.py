@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from chainrule.tensor import anomaly, grad_mode
-from chainrule.tensor.primitive import mark_modified
 from chainrule.tensor.tensor import Tensor
 from chainrule.tensor.versions import _clock as clock
 from chainrule.tensor.versions import _clock_lock as clock_lock
@@ -30,7 +29,6 @@ __all__ = [
     "get_array",
     "grad_enabled",
     "has_hooks",
-    "mark_modified",
     "mark_modified_source",
     "set_array",
     "store_grad_lines",

@@ -51,11 +51,13 @@ def read_hyperparameters_once(
         key = re.findall(r"\['(\w+)'\]$", e)
         local[e] = fresh(key[0] if key else "hyper")
     out: list[Stmt] = []
+    read: set[str] = set()
     for st in stmts:
         code = st.code
         for e in hoisted:
             if e in code:
-                if not any(local[e] in d.defs for d in out):
+                if e not in read:
+                    read.add(e)
                     out.append(_line(st, f"{local[e]} = {e}", local[e]))
                 code = code.replace(e, local[e])
         out.append(st if code == st.code else replace(st, code=code))
