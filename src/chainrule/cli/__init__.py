@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from chainrule import __version__
+from chainrule.extras import interrupt_behind
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Optional dependencies the commands import, and the extra of chainrule that brings each.
@@ -63,24 +64,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         command = f"chainrule {args.command}"
         return int(args.func(args))
-    except UsageError as exc:
-        print(f"{command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as exc:
         # Commands that write catch Ctrl-C themselves once they have written something;
-        # one that reaches here was still starting (imports, data loading).
+        # one that reaches here was still starting (imports, data loading). It may come
+        # wrapped: an extension module interrupted while it initialises raises ImportError
+        # from the KeyboardInterrupt (see chainrule.extras).
+        if interrupt_behind(exc) is None:
+            return _failed(command, exc)
         print(f"{command}: interrupted (Ctrl-C) before anything was written", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except ModuleNotFoundError as exc:
-        root = (exc.name or "").split(".")[0]
-        if root not in EXTRAS:
-            raise
-        print(
-            f"{command}: error: this needs the Python package '{root}', which is not "
-            f"installed: pip install 'chainrule[{EXTRAS[root]}]' (or 'chainrule[all]')",
-            file=sys.stderr,
-        )
+
+
+def _failed(command: str, exc: Exception | KeyboardInterrupt) -> int:
+    """Bad input and missing extras as one line with exit status 2; raises anything else."""
+    if isinstance(exc, UsageError):
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if isinstance(exc, ModuleNotFoundError):
+        root = (exc.name or "").split(".")[0]
+        if root in EXTRAS:
+            print(
+                f"{command}: error: this needs the Python package '{root}', which is not "
+                f"installed: pip install 'chainrule[{EXTRAS[root]}]' (or 'chainrule[all]')",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    raise exc
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from chainrule.cli import EXIT_FAILED, EXIT_INTERRUPTED
+from chainrule.extras import import_module, interrupt_behind
 from chainrule.training.config import ACTIVATIONS, DEFAULTS, MAX_LR, OPTIMIZERS, SCHEDULES
 
 if TYPE_CHECKING:  # imported lazily at run time: `chainrule --help` stays fast
@@ -207,7 +208,7 @@ def prepare(
         raise UsageError(str(exc)) from None
     if plots:
         try:
-            import matplotlib  # noqa: F401  (checked now: the pictures come after training)
+            import_module("matplotlib")  # checked now: the pictures come after training
         except ImportError:
             raise UsageError(
                 "the pictures need matplotlib: pip install 'chainrule[viz]', or pass --no-plots"
@@ -282,14 +283,19 @@ def execute(
                 process_group=group)  # fmt: skip
     except (KeyboardInterrupt, TrainingDiverged, OSError) as exc:
         raise _stopped(p, writer, exc) from None
+    kept = f"kept {writer.metrics_path} and {writer.model_path} of epoch {writer.epochs_written}"
     try:
         return draw(p) if p.plots else []
     except OSError as exc:
         raise Stopped(
-            f"cannot write the pictures: {exc.strerror or exc} ({exc.filename}); kept "
-            f"{writer.metrics_path} and {writer.model_path} of epoch {writer.epochs_written}",
+            f"cannot write the pictures: {exc.strerror or exc} ({exc.filename}); {kept}",
             EXIT_FAILED,
         ) from None
+    except (KeyboardInterrupt, ImportError) as exc:  # matplotlib's import may wrap a Ctrl-C
+        if interrupt_behind(exc) is None:
+            raise
+        raise Stopped(f"interrupted while drawing the pictures (Ctrl-C); {kept}",
+                      EXIT_INTERRUPTED) from None  # fmt: skip
 
 
 def _stopped(p: Prepared, writer: RunWriter, exc: BaseException) -> Stopped:

@@ -2,12 +2,11 @@
 
 scikit-learn (two moons, circles, the 8x8 digits it ships) and ``mnist1d`` (the MNIST-1D
 generator) are optional: they are imported here, lazily, with an error that names the
-``data`` extra when they are missing.
+``data`` extra when they are missing (and a Ctrl-C during the import stays a Ctrl-C).
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import random
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from types import ModuleType
 import numpy as np
 
 from chainrule.data.cache import cached_arrays
+from chainrule.extras import import_module
 
 EXTRA_HINT = "pip install 'chainrule[data]'"
 
@@ -52,7 +52,7 @@ class RawData:
 def require(module: str, package: str, dataset: str) -> ModuleType:
     """Import ``module`` or explain which package and extra the data set needs."""
     try:
-        return importlib.import_module(module)
+        return import_module(module)
     except ImportError as exc:
         raise ImportError(
             f"load_dataset({dataset!r}) needs the '{package}' package, which cannot be "

@@ -15,6 +15,8 @@ import numpy as np
 
 from chainrule import nn
 from chainrule.data import DatasetSplits
+from chainrule.extras import import_module
+from chainrule.io import atomic_write
 from chainrule.tensor import no_grad
 from chainrule.training.loop import EpochMetrics, host_logits
 
@@ -24,16 +26,19 @@ CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 
 def _pyplot() -> Any:
     try:
-        import matplotlib
+        matplotlib = import_module("matplotlib")
     except ImportError as exc:
         raise ImportError(
             f"drawing training pictures needs matplotlib ({exc}); install chainrule's viz "
             "extra: pip install 'chainrule[viz]'"
         ) from exc
     matplotlib.use("Agg")  # files only: works without a display, in CI and over ssh
-    import matplotlib.pyplot as plt
+    return import_module("matplotlib.pyplot")
 
-    return plt
+
+def _save_png(fig: Any, path: Path) -> None:
+    # Atomic: a Ctrl-C or a full disk leaves the old picture (or none), never half of one.
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
 
 
 def describe_model(sizes: Sequence[int], activation: str) -> str:
@@ -72,7 +77,7 @@ def plot_curves(history: Sequence[EpochMetrics], path: Path, title: str) -> Path
             if len(epochs) == 1:
                 ax.set_xticks(epochs)
         fig.suptitle(title)
-        fig.savefig(path, dpi=110)
+        _save_png(fig, path)
     finally:
         plt.close(fig)
     return path
@@ -148,7 +153,7 @@ def plot_decision_boundary(
         ax.set(xlabel="feature x₁", ylabel="feature x₂", title=title)
         ax.set_aspect("equal")
         ax.legend(loc="best", fontsize=8, framealpha=0.85)
-        fig.savefig(path, dpi=110)
+        _save_png(fig, path)
     finally:
         plt.close(fig)
     return path

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from chainrule.extras import import_module
+
 #: One stage's events of one step: (kind "F"/"B", micro-batch, start s, end s).
 Events = Sequence[tuple[str, int, float, float]]
 
@@ -35,13 +37,13 @@ def draw_timeline(stages: Sequence[Events], path: Path, title: str) -> Path:
     The picture is written atomically: ``path`` is complete or untouched.
     """
     try:
-        import matplotlib
+        matplotlib = import_module("matplotlib")
     except ImportError as exc:
         raise ImportError(
             f"drawing the timeline needs matplotlib ({exc}): pip install 'chainrule[viz]'"
         ) from exc
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = import_module("matplotlib.pyplot")
     from matplotlib.patches import Patch
 
     from chainrule.io import atomic_write
