@@ -13,7 +13,13 @@ import sys
 def main() -> int:
     try:
         from chainrule.cli import main as run
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ImportError) as exc:
+        # An extension module interrupted while it initialises raises ImportError from the
+        # KeyboardInterrupt (pybind11 does; chainrule.extras handles the general case).
+        if not isinstance(exc, KeyboardInterrupt) and not isinstance(
+            exc.__cause__, KeyboardInterrupt
+        ):
+            raise
         print("chainrule: interrupted (Ctrl-C) while starting; nothing written", file=sys.stderr)
         return 130
     return run()

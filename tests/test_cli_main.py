@@ -48,15 +48,24 @@ def test_a_missing_optional_package_names_the_extra_in_one_line(
     assert not (tmp_path / "x").exists()
 
 
-def test_ctrl_c_while_the_package_is_still_importing_is_one_line_and_130() -> None:
+@pytest.mark.parametrize(
+    "interrupt",
+    [
+        "KeyboardInterrupt",
+        "ImportError('initialization failed') from KeyboardInterrupt()",
+        "ImportError('broken install')",
+    ],
+)
+def test_ctrl_c_while_the_package_is_still_importing_is_one_line_and_130(interrupt: str) -> None:
     # The console script's entry point imports chainrule only inside main(): a Ctrl-C that
-    # lands during that import (simulated here, deterministically) is caught there.
+    # lands during that import (simulated here, deterministically; the second form is how
+    # a pybind11 extension reports it) is caught there.
     script = (
         "import builtins, sys\n"
         "real = builtins.__import__\n"
         "def slow(name, *args, **kwargs):\n"
         "    if name == 'chainrule.cli':\n"
-        "        raise KeyboardInterrupt\n"
+        f"        raise {interrupt}\n"
         "    return real(name, *args, **kwargs)\n"
         "builtins.__import__ = slow\n"
         "import chainrule_launch\n"
@@ -65,6 +74,9 @@ def test_ctrl_c_while_the_package_is_still_importing_is_one_line_and_130() -> No
     run = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
+    if interrupt == "ImportError('broken install')":  # a real failure keeps its traceback
+        assert run.returncode == 1 and "ImportError: broken install" in run.stderr
+        return
     assert run.returncode == 130
     assert "Traceback" not in run.stderr and run.stderr.count("\n") == 1
     assert "interrupted (Ctrl-C) while starting" in run.stderr
