@@ -42,7 +42,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from chainrule.io.atomic import PathLike, atomic_write, remove_stale_temporaries
+from chainrule.io.atomic import PathLike, atomic_savefig, atomic_write, remove_stale_temporaries
 
 __all__ = [
     "FORMAT",
@@ -51,6 +51,7 @@ __all__ = [
     "Checkpoint",
     "ModelFileError",
     "PathLike",
+    "atomic_savefig",
     "atomic_write",
     "load",
     "remove_stale_temporaries",

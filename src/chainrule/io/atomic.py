@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 if sys.platform != "win32":
     import fcntl
@@ -152,6 +152,12 @@ def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
             os.unlink(tmp)
         raise
     _fsync_directory(directory)
+
+
+def atomic_savefig(fig: Any, path: PathLike, dpi: int = 110) -> None:
+    """Save a matplotlib figure as a PNG through ``atomic_write``: a Ctrl-C or a full disk
+    leaves the old picture (or none), never half of one."""
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -228,10 +228,10 @@ def memory_profile(
 def plot_profile(profile: MemoryProfile, path: Path) -> Path:
     """Bytes held after each operation, one line per strategy, and the lecture's prediction.
 
-    Written atomically (``chainrule.io.atomic_write``): an existing picture is replaced
+    Written atomically (``chainrule.io.atomic_savefig``): an existing picture is replaced
     only by a complete one.
     """
-    from chainrule.io import atomic_write
+    from chainrule.io import atomic_savefig
     from chainrule.training.plots import _pyplot
 
     plt = _pyplot()
@@ -257,7 +257,7 @@ def plot_profile(profile: MemoryProfile, path: Path) -> Path:
         )
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+        atomic_savefig(fig, path)
     finally:
         plt.close(fig)
     return path

@@ -16,7 +16,7 @@ import numpy as np
 from chainrule import nn
 from chainrule.data import DatasetSplits
 from chainrule.extras import import_module
-from chainrule.io import atomic_write
+from chainrule.io import atomic_savefig
 from chainrule.tensor import no_grad
 from chainrule.training.loop import EpochMetrics, host_logits
 
@@ -34,11 +34,6 @@ def _pyplot() -> Any:
         ) from exc
     matplotlib.use("Agg")  # files only: works without a display, in CI and over ssh
     return import_module("matplotlib.pyplot")
-
-
-def _save_png(fig: Any, path: Path) -> None:
-    # Atomic: a Ctrl-C or a full disk leaves the old picture (or none), never half of one.
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
 
 
 def describe_model(sizes: Sequence[int], activation: str) -> str:
@@ -77,7 +72,7 @@ def plot_curves(history: Sequence[EpochMetrics], path: Path, title: str) -> Path
             if len(epochs) == 1:
                 ax.set_xticks(epochs)
         fig.suptitle(title)
-        _save_png(fig, path)
+        atomic_savefig(fig, path)
     finally:
         plt.close(fig)
     return path
@@ -153,7 +148,7 @@ def plot_decision_boundary(
         ax.set(xlabel="feature x₁", ylabel="feature x₂", title=title)
         ax.set_aspect("equal")
         ax.legend(loc="best", fontsize=8, framealpha=0.85)
-        _save_png(fig, path)
+        atomic_savefig(fig, path)
     finally:
         plt.close(fig)
     return path

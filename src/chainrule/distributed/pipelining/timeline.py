@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from chainrule.extras import import_module
 
@@ -46,7 +45,7 @@ def draw_timeline(stages: Sequence[Events], path: Path, title: str) -> Path:
     plt = import_module("matplotlib.pyplot")
     from matplotlib.patches import Patch
 
-    from chainrule.io import atomic_write
+    from chainrule.io import atomic_savefig
 
     t0 = min(e[2] for s in stages for e in s)
     k = len(stages)
@@ -66,11 +65,7 @@ def draw_timeline(stages: Sequence[Events], path: Path, title: str) -> Path:
         handles = [Patch(color=FORWARD_COLOR, label="forward"),
                    Patch(color=BACKWARD_COLOR, label="backward")]  # fmt: skip
         ax.legend(handles=handles, loc="upper right", fontsize=8)
-
-        def write(f: Any) -> None:
-            fig.savefig(f, format="png", dpi=110)
-
-        atomic_write(path, write)
+        atomic_savefig(fig, path)
     finally:
         plt.close(fig)
     return path
